@@ -1,0 +1,111 @@
+//! The binary: parse flags, load and validate the configuration, then run. Errors are printed
+//! with their whole chain and turned into an exit code; nothing here panics on bad input.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use tencent_live_exporter::cli::{Cli, LogFormat};
+use tencent_live_exporter::config::{self, Overrides};
+use tencent_live_exporter::{app, demo};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tencent-live-exporter: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async_run(cli))
+}
+
+async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let overrides = Overrides {
+        listen_address: cli.listen_address.clone(),
+        telemetry_path: cli.telemetry_path.clone(),
+    };
+    let env = config::process_env();
+    let shutdown = CancellationToken::new();
+    let mut raw = config::load_raw(cli.config_file.as_deref(), env.clone())?;
+    if cli.demo {
+        let endpoint = demo::start_simulator(shutdown.clone()).await?;
+        demo::apply(&mut raw, &endpoint);
+    }
+    let config = config::Config::validate(raw, &overrides, &env)?;
+
+    if cli.check_config {
+        print!("{}", config.to_redacted_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cli.once {
+        let (text, ok) = app::once(&config).await?;
+        shutdown.cancel();
+        std::io::stdout()
+            .write_all(&text)
+            .context("writing to stdout")?;
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    app::run(config, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or SIGINT: stop polling, finish in-flight scrapes, exit 0.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot watch SIGTERM ({e}); only SIGINT stops gracefully");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    shutdown.cancel();
+}
+
+fn init_logging(cli: &Cli) {
+    // The flag sets our crate's level; dependencies stay at warn unless RUST_LOG says more.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "warn,tencent_live_exporter={}",
+            cli.log_level.as_str()
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

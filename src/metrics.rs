@@ -1,0 +1,477 @@
+//! Turning packages into Prometheus series, and the exporter's own counters.
+//!
+//! [`encode`] is pure: it reads what the store holds and returns the text exposition. It does no
+//! I/O and never calls the API; it runs once when a poll ends, not per scrape.
+
+use std::collections::HashSet;
+
+use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::packages::{Package, QueryType, TrafficBillMode};
+
+/// `Content-Type` of the text exposition format 0.0.4.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const CACHED: &str = "Cached: the value as of the last successful poll of DescribeLivePackageInfo.";
+
+/// Everything about one (account, query type) pair that is exported.
+#[derive(Debug, Clone, Copy)]
+pub struct PairSeries<'a> {
+    pub account: &'a str,
+    pub query: QueryType,
+    /// Whether the latest poll succeeded.
+    pub up: bool,
+    pub last_success_unix: Option<f64>,
+    /// Duration of the latest poll, all its pages.
+    pub poll_duration_seconds: Option<f64>,
+    pub bill_mode: Option<i64>,
+    pub traffic_bill_modes: &'a [TrafficBillMode],
+    /// `None` when the pair has no package series to show (never succeeded, or stale).
+    pub packages: Option<&'a [Package]>,
+}
+
+/// The exporter's own metrics: they live as long as the process and count across polls.
+pub struct ExporterMetrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    errors: IntCounterVec,
+    duration: HistogramVec,
+    invalid_fields: IntCounterVec,
+}
+
+impl ExporterMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "tencent_live_exporter_api_requests_total",
+                "HTTP calls made to the Tencent Cloud Live API, retries included.",
+            ),
+            &["account"],
+        )
+        .expect("valid metric");
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "tencent_live_exporter_api_request_errors_total",
+                "Failed API calls by code: the API's error code, or http_<status>, timeout, connect, decode, response_too_large.",
+            ),
+            &["account", "code"],
+        )
+        .expect("valid metric");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tencent_live_exporter_api_request_duration_seconds",
+                "Duration of one API call, from send to the last byte of the answer.",
+            )
+            .buckets(vec![0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["account"],
+        )
+        .expect("valid metric");
+        let invalid_fields = IntCounterVec::new(
+            Opts::new(
+                "tencent_live_exporter_invalid_fields_total",
+                "Fields of API answers that were missing, null where required, or unusable, and were skipped.",
+            ),
+            &["account", "field"],
+        )
+        .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "tencent_live_exporter_build_info",
+                "Version and git revision of this exporter; always 1.",
+            ),
+            &["version", "revision"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::REVISION])
+            .set(1);
+        for c in [&requests, &errors, &invalid_fields] {
+            registry.register(Box::new(c.clone())).expect("unique");
+        }
+        registry
+            .register(Box::new(duration.clone()))
+            .expect("unique");
+        registry.register(Box::new(build_info)).expect("unique");
+        ExporterMetrics {
+            registry,
+            requests,
+            errors,
+            duration,
+            invalid_fields,
+        }
+    }
+
+    /// Makes the account's request counter visible (at 0) before its first call.
+    pub fn init_account(&self, account: &str) {
+        self.requests.with_label_values(&[account]);
+    }
+
+    pub fn api_request(&self, account: &str) {
+        self.requests.with_label_values(&[account]).inc();
+    }
+
+    pub fn api_error(&self, account: &str, code: &str) {
+        self.errors.with_label_values(&[account, code]).inc();
+    }
+
+    pub fn api_duration(&self, account: &str, seconds: f64) {
+        self.duration.with_label_values(&[account]).observe(seconds);
+    }
+
+    pub fn invalid_field(&self, account: &str, field: &str) {
+        self.invalid_fields
+            .with_label_values(&[account, field])
+            .inc();
+    }
+
+    /// Total API calls so far for an account (tests and `--once` read it).
+    pub fn requests_of(&self, account: &str) -> u64 {
+        self.requests.with_label_values(&[account]).get()
+    }
+
+    fn gather(&self) -> Vec<MetricFamily> {
+        self.registry.gather()
+    }
+}
+
+impl Default for ExporterMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A family built afresh for one encoding: series of vanished packages simply are not in it.
+struct Family {
+    inner: MetricFamily,
+}
+
+impl Family {
+    fn gauge(name: &str, help: &str) -> Self {
+        let mut inner = MetricFamily::default();
+        inner.set_name(name.to_owned());
+        inner.set_help(help.to_owned());
+        inner.set_field_type(MetricType::GAUGE);
+        Family { inner }
+    }
+
+    fn push(&mut self, labels: &[(&str, &str)], value: f64) {
+        let pairs = labels
+            .iter()
+            .map(|(k, v)| {
+                let mut l = LabelPair::default();
+                l.set_name((*k).to_owned());
+                l.set_value((*v).to_owned());
+                l
+            })
+            .collect();
+        let mut g = Gauge::default();
+        g.set_value(value);
+        let mut m = Metric::from_label(pairs);
+        m.set_gauge(g);
+        self.inner.mut_metric().push(m);
+    }
+}
+
+/// Encodes the whole exposition: per-pair state, package series, then the exporter's metrics.
+pub fn encode(pairs: &[PairSeries<'_>], exporter: &ExporterMetrics) -> Vec<u8> {
+    let mut up = Family::gauge(
+        "tencent_live_up",
+        "1 when the latest poll of this account and query type succeeded, else 0.",
+    );
+    let mut last_success = Family::gauge(
+        "tencent_live_exporter_last_success_timestamp_seconds",
+        "Unix time of the last successful poll of this account and query type.",
+    );
+    let mut poll_duration = Family::gauge(
+        "tencent_live_exporter_poll_duration_seconds",
+        "Duration of the latest poll of this account and query type, all pages.",
+    );
+    let mut bill_mode = Family::gauge(
+        "tencent_live_package_bill_mode",
+        &format!(
+            "PackageBillMode of this account and query type (-1 or 0 none, 201..206, 304). {CACHED}"
+        ),
+    );
+    let mut traffic_bill_mode = Family::gauge(
+        "tencent_live_traffic_bill_mode",
+        &format!(
+            "Traffic bill mode by product (standard, leb) and area (mainland, overseas), from FluxPackageBillMode. {CACHED}"
+        ),
+    );
+    let amount_help =
+        |what: &str, unit: &str, of: &str| format!("{what} of a {of} package in {unit}. {CACHED}");
+    let mut quota_bytes = Family::gauge(
+        "tencent_live_package_quota_bytes",
+        &amount_help("Total quota", "bytes", "traffic"),
+    );
+    let mut used_bytes = Family::gauge(
+        "tencent_live_package_used_bytes",
+        &amount_help("Used amount", "bytes", "traffic"),
+    );
+    let mut remaining_bytes = Family::gauge(
+        "tencent_live_package_remaining_bytes",
+        &amount_help("Remaining amount", "bytes", "traffic"),
+    );
+    let time_packages = "transcode or co-anchoring";
+    let mut quota_seconds = Family::gauge(
+        "tencent_live_package_quota_seconds",
+        &amount_help("Total quota", "seconds", time_packages),
+    );
+    let mut used_seconds = Family::gauge(
+        "tencent_live_package_used_seconds",
+        &amount_help("Used amount", "seconds", time_packages),
+    );
+    let mut remaining_seconds = Family::gauge(
+        "tencent_live_package_remaining_seconds",
+        &amount_help("Remaining amount", "seconds", time_packages),
+    );
+    let mut expiry = Family::gauge(
+        "tencent_live_package_expiry_timestamp_seconds",
+        &format!("Unix time the package expires (ExpireTime, Beijing time). {CACHED}"),
+    );
+    let mut purchase = Family::gauge(
+        "tencent_live_package_purchase_timestamp_seconds",
+        &format!("Unix time the package was bought (BuyTime, Beijing time). {CACHED}"),
+    );
+    let mut auto_renew = Family::gauge(
+        "tencent_live_package_auto_renew",
+        &format!("1 when the package renews automatically (WillRenew), else 0. {CACHED}"),
+    );
+    let mut renewal_result = Family::gauge(
+        "tencent_live_package_renewal_result",
+        &format!("RenewalResult: 1 renewed, 0 not yet, negative failed. {CACHED}"),
+    );
+
+    // A duplicate series makes Prometheus reject the whole scrape: one series per package.
+    let mut seen: HashSet<(&str, &str, String)> = HashSet::new();
+    for pair in pairs {
+        let q = pair.query.label();
+        let pair_labels = [("account", pair.account), ("package_type", q)];
+        up.push(&pair_labels, if pair.up { 1.0 } else { 0.0 });
+        if let Some(t) = pair.last_success_unix {
+            last_success.push(&pair_labels, t);
+        }
+        if let Some(d) = pair.poll_duration_seconds {
+            poll_duration.push(&pair_labels, d);
+        }
+        if let Some(m) = pair.bill_mode {
+            bill_mode.push(&pair_labels, m as f64);
+        }
+        for m in pair.traffic_bill_modes {
+            traffic_bill_mode.push(
+                &[
+                    ("account", pair.account),
+                    ("product", m.product),
+                    ("area", m.area),
+                ],
+                m.mode as f64,
+            );
+        }
+        for p in pair.packages.unwrap_or_default() {
+            let kind = p.kind.label();
+            if !seen.insert((pair.account, p.id.as_str(), kind.clone())) {
+                continue;
+            }
+            let status = p.status.label();
+            let labels = [
+                ("account", pair.account),
+                ("package_type", kind.as_str()),
+                ("package_id", p.id.as_str()),
+                ("status", status.as_str()),
+            ];
+            let (quota, used, remaining) = if p.unit.is_bytes() {
+                (&mut quota_bytes, &mut used_bytes, &mut remaining_bytes)
+            } else {
+                (
+                    &mut quota_seconds,
+                    &mut used_seconds,
+                    &mut remaining_seconds,
+                )
+            };
+            for (family, value) in [(quota, p.quota), (used, p.used), (remaining, p.remaining)] {
+                if let Some(v) = value {
+                    family.push(&labels, v as f64);
+                }
+            }
+            for (family, value) in [
+                (&mut expiry, p.expires_at),
+                (&mut purchase, p.purchased_at),
+                (&mut auto_renew, p.auto_renew),
+                (&mut renewal_result, p.renewal_result),
+            ] {
+                if let Some(v) = value {
+                    family.push(&labels, v as f64);
+                }
+            }
+        }
+    }
+
+    let mut families: Vec<MetricFamily> = [
+        up,
+        last_success,
+        poll_duration,
+        bill_mode,
+        traffic_bill_mode,
+        quota_bytes,
+        used_bytes,
+        remaining_bytes,
+        quota_seconds,
+        used_seconds,
+        remaining_seconds,
+        expiry,
+        purchase,
+        auto_renew,
+        renewal_result,
+    ]
+    .into_iter()
+    .map(|f| f.inner)
+    // An empty family would be a bare HELP/TYPE with no sample: leave it out.
+    .filter(|f| !f.get_metric().is_empty())
+    .collect();
+    families.extend(exporter.gather());
+
+    let mut out = Vec::with_capacity(
+        256 + families.iter().map(|f| f.get_metric().len()).sum::<usize>() * 160,
+    );
+    TextEncoder::new()
+        .encode(&families, &mut out)
+        .expect("encoding into a Vec cannot fail for well-formed families");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packages::{PackageKind, Status, Unit};
+
+    fn pkg(id: &str, kind: PackageKind, unit: Unit) -> Package {
+        Package {
+            id: id.into(),
+            kind,
+            status: Status::InUse,
+            unit,
+            quota: Some(7200),
+            used: Some(3600),
+            remaining: Some(3600),
+            expires_at: Some(1_752_662_768),
+            purchased_at: None,
+            auto_renew: None,
+            renewal_result: Some(-1),
+        }
+    }
+
+    fn text(pairs: &[PairSeries<'_>]) -> String {
+        String::from_utf8(encode(pairs, &ExporterMetrics::new())).unwrap()
+    }
+
+    #[test]
+    fn packages_become_series_in_their_unit_with_the_contract_labels() {
+        let packages = [
+            pkg("a", PackageKind::CoAnchoring, Unit::Hours),
+            pkg("b", PackageKind::Traffic, Unit::Bytes),
+        ];
+        let modes = [TrafficBillMode {
+            product: "leb",
+            area: "overseas",
+            mode: 204,
+        }];
+        let out = text(&[PairSeries {
+            account: "prod",
+            query: QueryType::CoAnchoring,
+            up: true,
+            last_success_unix: Some(1000.0),
+            poll_duration_seconds: Some(0.5),
+            bill_mode: Some(206),
+            traffic_bill_modes: &modes,
+            packages: Some(&packages),
+        }]);
+        let labels_a =
+            r#"{account="prod",package_type="co_anchoring",package_id="a",status="in_use"}"#;
+        for line in [
+            format!("tencent_live_package_quota_seconds{labels_a} 7200"),
+            format!("tencent_live_package_remaining_seconds{labels_a} 3600"),
+            format!("tencent_live_package_expiry_timestamp_seconds{labels_a} 1752662768"),
+            format!("tencent_live_package_renewal_result{labels_a} -1"),
+            r#"tencent_live_package_used_bytes{account="prod",package_type="traffic",package_id="b",status="in_use"} 3600"#.to_owned(),
+            r#"tencent_live_up{account="prod",package_type="co_anchoring"} 1"#.to_owned(),
+            r#"tencent_live_exporter_last_success_timestamp_seconds{account="prod",package_type="co_anchoring"} 1000"#.to_owned(),
+            r#"tencent_live_package_bill_mode{account="prod",package_type="co_anchoring"} 206"#.to_owned(),
+            r#"tencent_live_traffic_bill_mode{account="prod",product="leb",area="overseas"} 204"#.to_owned(),
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line}\n{out}");
+        }
+        // Null WillRenew and BuyTime: no sample, and no empty family either.
+        assert!(!out.contains("tencent_live_package_auto_renew"));
+        assert!(!out.contains("purchase_timestamp"));
+        assert!(out.contains("# HELP tencent_live_package_quota_bytes Total quota of a traffic package in bytes. Cached"));
+        assert!(
+            out.contains("tencent_live_exporter_build_info{revision=\""),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_failed_pair_without_packages_still_reports_up_zero() {
+        let out = text(&[PairSeries {
+            account: "a\"b",
+            query: QueryType::Traffic,
+            up: false,
+            last_success_unix: None,
+            poll_duration_seconds: Some(1.0),
+            bill_mode: None,
+            traffic_bill_modes: &[],
+            packages: None,
+        }]);
+        assert!(
+            out.contains(r#"tencent_live_up{account="a\"b",package_type="traffic"} 0"#),
+            "{out}"
+        );
+        assert!(!out.contains("tencent_live_package_"), "{out}");
+    }
+
+    #[test]
+    fn the_same_package_twice_gives_one_series() {
+        let p = pkg("dup", PackageKind::Transcode, Unit::Minutes);
+        let list = [p.clone(), p];
+        let pair = PairSeries {
+            account: "x",
+            query: QueryType::Transcode,
+            up: true,
+            last_success_unix: None,
+            poll_duration_seconds: None,
+            bill_mode: None,
+            traffic_bill_modes: &[],
+            packages: Some(&list),
+        };
+        let out = text(&[pair, pair]);
+        assert_eq!(
+            out.matches("tencent_live_package_quota_seconds{").count(),
+            1,
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn exporter_counters_count() {
+        let m = ExporterMetrics::new();
+        m.init_account("idle");
+        m.api_request("busy");
+        m.api_request("busy");
+        m.api_error("busy", "timeout");
+        m.invalid_field("busy", "Total");
+        let out = String::from_utf8(encode(&[], &m)).unwrap();
+        assert!(out.contains(r#"tencent_live_exporter_api_requests_total{account="idle"} 0"#));
+        assert!(out.contains(r#"tencent_live_exporter_api_requests_total{account="busy"} 2"#));
+        assert!(out.contains(
+            r#"tencent_live_exporter_api_request_errors_total{account="busy",code="timeout"} 1"#
+        ));
+        assert!(out.contains(
+            r#"tencent_live_exporter_invalid_fields_total{account="busy",field="Total"} 1"#
+        ));
+        assert_eq!(m.requests_of("busy"), 2);
+    }
+}

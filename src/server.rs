@@ -1,0 +1,171 @@
+//! The HTTP server: `/metrics` (from the store's pre-encoded bytes), `/` and `/healthz`.
+//!
+//! Handlers never call the API and never encode: a scrape clones an `Arc` and writes bytes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::CONTENT_TYPE;
+use crate::store::Store;
+
+#[derive(Clone)]
+struct AppState {
+    store: Arc<Store>,
+    telemetry_path: Arc<str>,
+}
+
+/// The exporter's routes. Other methods on these paths get 405 (axum's method router).
+pub fn router(store: Arc<Store>, telemetry_path: &str) -> Router {
+    let state = AppState {
+        store,
+        telemetry_path: telemetry_path.into(),
+    };
+    Router::new()
+        .route(telemetry_path, get(metrics))
+        .route("/", get(landing))
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let exposition = state.store.exposition();
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+        exposition.text.clone(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> impl IntoResponse {
+    (StatusCode::OK, "ok\n")
+}
+
+async fn landing(State(state): State<AppState>) -> Html<String> {
+    let path = escape(&state.telemetry_path);
+    Html(format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Tencent Live Exporter</title></head>\n\
+         <body><h1>Tencent Live Exporter</h1>\n<p>Prepaid Tencent Cloud Live packages as Prometheus metrics.</p>\n\
+         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/healthz\">Health</a></li></ul>\n\
+         <p>Version {}</p></body></html>\n",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+/// HTML-escapes a value for text and attribute positions.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled; in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ExporterMetrics;
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use http_body_util::BodyExt;
+    use std::time::Duration;
+    use tower::ServiceExt;
+
+    fn app() -> Router {
+        router(
+            Arc::new(Store::new(
+                Arc::new(ExporterMetrics::new()),
+                Duration::from_secs(900),
+            )),
+            "/custom/metrics",
+        )
+    }
+
+    async fn call(method: Method, uri: &str) -> (StatusCode, Option<String>, String) {
+        let resp = app()
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, ct, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_with_the_text_format_content_type() {
+        let (status, ct, body) = call(Method::GET, "/custom/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            ct.as_deref(),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        assert!(body.contains("tencent_live_exporter_build_info"), "{body}");
+        let (status, _, body) = call(Method::HEAD, "/custom/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn landing_links_the_metrics_path_and_health_answers() {
+        let (status, ct, body) = call(Method::GET, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ct.unwrap().starts_with("text/html"));
+        assert!(body.contains("href=\"/custom/metrics\""), "{body}");
+        assert_eq!(call(Method::GET, "/healthz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn wrong_methods_and_paths_are_refused() {
+        assert_eq!(
+            call(Method::POST, "/custom/metrics").await.0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            call(Method::DELETE, "/").await.0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(call(Method::GET, "/metrics").await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn escape_covers_html_metacharacters() {
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! The HTTP client of `DescribeLivePackageInfo`: signs, sends, bounds and classifies one call.
+//!
+//! One call = one permit from the account's [`Budget`], one increment of
+//! `tencent_live_exporter_api_requests_total`, one observation of the duration histogram, and on
+//! failure one increment of the error counter with a `code` label.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::Url;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+
+use super::credentials::{CredentialError, CredentialSource};
+use super::models::{AnswerError, PageAnswer, parse_answer};
+use super::sign::{SigningInput, authorization};
+use crate::budget::Budget;
+use crate::metrics::ExporterMetrics;
+use crate::packages::QueryType;
+
+pub const ACTION: &str = "DescribeLivePackageInfo";
+pub const VERSION: &str = "2018-08-01";
+/// The signing service; fixed, as in the SDKs' Live client (the endpoint may be a bare IP).
+pub const SERVICE: &str = "live";
+/// Bodies larger than this are refused while being read, never buffered whole.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+const CONTENT_TYPE_JSON: &str = "application/json";
+
+/// Why one call failed. Never carries secret material.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("API error {code}: {message} (RequestId {request_id})")]
+    Api {
+        code: String,
+        message: String,
+        request_id: String,
+    },
+    #[error("HTTP status {0}")]
+    Http(u16),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("{0}")]
+    Decode(String),
+    #[error("answer larger than {MAX_BODY_BYTES} bytes, refused")]
+    TooLarge,
+    #[error("{0}")]
+    Credentials(String),
+}
+
+impl ApiError {
+    /// The `code` label of `tencent_live_exporter_api_request_errors_total`.
+    pub fn code(&self) -> String {
+        match self {
+            ApiError::Api { code, .. } => code.clone(),
+            ApiError::Http(status) => format!("http_{status}"),
+            ApiError::Timeout(_) => "timeout".into(),
+            ApiError::Connect(_) => "connect".into(),
+            ApiError::Decode(_) => "decode".into(),
+            ApiError::TooLarge => "response_too_large".into(),
+            ApiError::Credentials(_) => "credentials".into(),
+        }
+    }
+
+    /// Transient faults worth another try (the SDK retryer's set, plus the API's internal
+    /// errors); authentication, parameter and service-state errors are not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Api { code, .. } => {
+                code.starts_with("RequestLimitExceeded") || code.starts_with("InternalError")
+            }
+            ApiError::Http(status) => *status >= 500 || *status == 429,
+            ApiError::Timeout(_) | ApiError::Connect(_) | ApiError::Decode(_) => true,
+            ApiError::TooLarge | ApiError::Credentials(_) => false,
+        }
+    }
+
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            ApiError::Api { request_id, .. } => Some(request_id),
+            _ => None,
+        }
+    }
+}
+
+impl From<CredentialError> for ApiError {
+    fn from(e: CredentialError) -> Self {
+        ApiError::Credentials(e.to_string())
+    }
+}
+
+/// A client for one account. Cheap to share: pollers of the account hold it in an `Arc`.
+pub struct LiveClient {
+    /// Shared connection pool (keep-alive across pages and polls).
+    http: reqwest::Client,
+    /// Where `POST /` goes.
+    endpoint: Url,
+    /// The `Host` header as reqwest sends it (port included when not the default), for signing.
+    host: String,
+    credentials: CredentialSource,
+    /// The account's request budget, shared by all of its pollers.
+    budget: Arc<Budget>,
+    /// The `account` label.
+    account: String,
+    metrics: Arc<ExporterMetrics>,
+    /// Deadline of one call, from connect to the last body byte.
+    timeout: Duration,
+}
+
+impl LiveClient {
+    pub fn new(
+        http: reqwest::Client,
+        endpoint: Url,
+        credentials: CredentialSource,
+        budget: Arc<Budget>,
+        account: String,
+        metrics: Arc<ExporterMetrics>,
+        timeout: Duration,
+    ) -> Self {
+        let host = host_header(&endpoint);
+        LiveClient {
+            http,
+            endpoint,
+            host,
+            credentials,
+            budget,
+            account,
+            metrics,
+            timeout,
+        }
+    }
+
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// Fetches one page: `PageNum` and `PageSize` are always sent (the API ignores one without
+    /// the other).
+    pub async fn describe_page(
+        &self,
+        query: QueryType,
+        page_num: u32,
+        page_size: u32,
+    ) -> Result<PageAnswer, ApiError> {
+        let body = format!(
+            r#"{{"PackageType":{},"PageNum":{page_num},"PageSize":{page_size}}}"#,
+            query.code()
+        );
+        let bytes = self.call(body.into_bytes()).await?;
+        parse_answer(&bytes, query).map_err(|e| {
+            let err = match e {
+                AnswerError::Api {
+                    code,
+                    message,
+                    request_id,
+                } => ApiError::Api {
+                    code,
+                    message,
+                    request_id,
+                },
+                AnswerError::Decode(m) => ApiError::Decode(m),
+            };
+            self.metrics.api_error(&self.account, &err.code());
+            err
+        })
+    }
+
+    /// One signed call within the budget; returns the raw body of a 200 answer.
+    async fn call(&self, body: Vec<u8>) -> Result<Vec<u8>, ApiError> {
+        let credentials = self.credentials.current().await?;
+        self.budget.acquire().await;
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let auth = authorization(
+            &credentials.secret_id,
+            credentials.key(),
+            &SigningInput {
+                host: &self.host,
+                content_type: CONTENT_TYPE_JSON,
+                service: SERVICE,
+                timestamp,
+                body: &body,
+            },
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_JSON));
+        headers.insert("X-TC-Action", HeaderValue::from_static(ACTION));
+        headers.insert("X-TC-Version", HeaderValue::from_static(VERSION));
+        headers.insert("X-TC-Timestamp", HeaderValue::from(timestamp));
+        headers.insert(
+            "X-TC-RequestClient",
+            HeaderValue::from_static(concat!("tencent-live-exporter/", env!("CARGO_PKG_VERSION"))),
+        );
+        let mut auth = HeaderValue::from_str(&auth)
+            .map_err(|_| ApiError::Credentials("SecretId is not a valid header value".into()))?;
+        auth.set_sensitive(true);
+        headers.insert(AUTHORIZATION, auth);
+        if let Some(token) = credentials.token() {
+            let mut token = HeaderValue::from_str(token)
+                .map_err(|_| ApiError::Credentials("token is not a valid header value".into()))?;
+            token.set_sensitive(true);
+            headers.insert("X-TC-Token", token);
+        }
+
+        self.metrics.api_request(&self.account);
+        let started = tokio::time::Instant::now();
+        let result = tokio::time::timeout(self.timeout, self.send(headers, body)).await;
+        self.metrics
+            .api_duration(&self.account, started.elapsed().as_secs_f64());
+        let result = result.unwrap_or(Err(ApiError::Timeout(self.timeout)));
+        if let Err(e) = &result {
+            self.metrics.api_error(&self.account, &e.code());
+        }
+        result
+    }
+
+    async fn send(&self, headers: HeaderMap, body: Vec<u8>) -> Result<Vec<u8>, ApiError> {
+        let mut response = self
+            .http
+            .post(self.endpoint.clone())
+            .headers(headers)
+            .body(body)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, self.timeout))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ApiError::Http(status.as_u16()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
+            return Err(ApiError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| transport_error(&e, self.timeout))?
+        {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(ApiError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+fn transport_error(e: &reqwest::Error, timeout: Duration) -> ApiError {
+    if e.is_timeout() {
+        ApiError::Timeout(timeout)
+    } else if e.is_body() || e.is_decode() {
+        ApiError::Decode(format!("answer cut off: {}", error_chain(e)))
+    } else {
+        ApiError::Connect(error_chain(e))
+    }
+}
+
+/// reqwest's top-level message is vague ("error sending request"); the causes say what happened.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+/// The `Host` header value reqwest sends for a URL: the port only when it is not the default.
+pub fn host_header(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// The HTTP client every account shares: rustls, no proxy surprises, keep-alive.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(concat!("tencent-live-exporter/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_keeps_only_non_default_ports() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(
+            host_header(&u("https://live.tencentcloudapi.com")),
+            "live.tencentcloudapi.com"
+        );
+        assert_eq!(
+            host_header(&u("https://live.tencentcloudapi.com:443/")),
+            "live.tencentcloudapi.com"
+        );
+        assert_eq!(host_header(&u("http://127.0.0.1:8080")), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn error_codes_and_retry_classes() {
+        let api = |code: &str| ApiError::Api {
+            code: code.into(),
+            message: String::new(),
+            request_id: "r".into(),
+        };
+        assert_eq!(ApiError::Http(502).code(), "http_502");
+        assert_eq!(ApiError::Timeout(Duration::from_secs(1)).code(), "timeout");
+        assert_eq!(api("InternalError.DBError").code(), "InternalError.DBError");
+        assert!(api("RequestLimitExceeded.UinLimitExceeded").is_retryable());
+        assert!(api("InternalError").is_retryable());
+        assert!(!api("AuthFailure.SignatureFailure").is_retryable());
+        assert!(!api("ResourceNotFound.StopService").is_retryable());
+        assert!(!api("InvalidParameterValue").is_retryable());
+        assert!(ApiError::Http(503).is_retryable());
+        assert!(!ApiError::Http(404).is_retryable());
+        assert!(!ApiError::TooLarge.is_retryable());
+    }
+}

@@ -1,0 +1,612 @@
+//! Tencent's JSON, and only here: turns a `DescribeLivePackageInfo` answer into domain types.
+//!
+//! Parsing is defensive. Any field may be null, missing, negative, of the wrong type or out of
+//! range; such a field is skipped and reported in [`PageAnswer::invalid_fields`], and the package
+//! is still returned with what is valid. Only an answer that is not a JSON object with a
+//! `Response` object, or an error answer, fails as a whole.
+
+use serde_json::{Map, Value};
+use time::macros::{format_description, offset};
+
+use crate::packages::{
+    Package, PackageKind, QueryType, Status, TRAFFIC_BILL_MODE_FIELDS, TrafficBillMode,
+};
+
+/// Largest integer an `f64` sample holds exactly; larger amounts are refused, not rounded.
+pub const MAX_EXACT: u64 = 1 << 53;
+
+/// One page of a successful answer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PageAnswer {
+    pub packages: Vec<Package>,
+    /// Entries in `LivePackageInfoList`, including ones skipped as unusable: what paging counts.
+    pub listed: usize,
+    pub bill_mode: Option<i64>,
+    pub traffic_bill_modes: Vec<TrafficBillMode>,
+    pub total_page: Option<u64>,
+    pub total_num: Option<u64>,
+    pub request_id: Option<String>,
+    pub invalid_fields: Vec<InvalidField>,
+}
+
+/// A field that was present but unusable (or a required one that was missing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidField {
+    /// The API's field name, e.g. `ExpireTime`: the `field` label of the invalid-fields counter.
+    pub field: &'static str,
+    pub package_id: Option<String>,
+    pub reason: String,
+}
+
+/// Why an answer could not be used at all.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AnswerError {
+    /// The API's own error answer.
+    #[error("{code}: {message} (RequestId {request_id})")]
+    Api {
+        code: String,
+        message: String,
+        request_id: String,
+    },
+    /// Not an answer of this API's shape.
+    #[error("undecodable answer: {0}")]
+    Decode(String),
+}
+
+/// Parses one answer body of `DescribeLivePackageInfo` for the given query type.
+pub fn parse_answer(body: &[u8], query: QueryType) -> Result<PageAnswer, AnswerError> {
+    let root: Value = serde_json::from_slice(body).map_err(|e| {
+        AnswerError::Decode(format!("not JSON ({e}); starts with {:?}", preview(body)))
+    })?;
+    let response = root
+        .get("Response")
+        .and_then(Value::as_object)
+        .ok_or_else(|| AnswerError::Decode("no \"Response\" object".into()))?;
+    let request_id = response
+        .get("RequestId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(error) = response.get("Error").filter(|e| !e.is_null()) {
+        let field = |k: &str| {
+            error
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let code = field("Code");
+        return Err(AnswerError::Api {
+            code: if code.is_empty() {
+                "UnknownError".into()
+            } else {
+                code
+            },
+            message: field("Message"),
+            request_id: request_id.unwrap_or_else(|| "none".into()),
+        });
+    }
+
+    let mut answer = PageAnswer {
+        request_id,
+        ..PageAnswer::default()
+    };
+    let mut invalid = Vec::new();
+
+    match response.get("LivePackageInfoList") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            answer.listed = items.len();
+            for item in items {
+                if let Some(p) = parse_package(item, query, &mut invalid) {
+                    answer.packages.push(p);
+                }
+            }
+        }
+        Some(other) => {
+            return Err(AnswerError::Decode(format!(
+                "LivePackageInfoList is {}, not an array",
+                kind_of(other)
+            )));
+        }
+    }
+
+    answer.bill_mode = optional_int(response, "PackageBillMode", None, &mut invalid);
+    answer.total_page = optional_count(response, "TotalPage", &mut invalid);
+    answer.total_num = optional_count(response, "TotalNum", &mut invalid);
+    if query == QueryType::Traffic {
+        answer.traffic_bill_modes = traffic_bill_modes(response, &mut invalid);
+    }
+    answer.invalid_fields = invalid;
+    Ok(answer)
+}
+
+fn parse_package(
+    item: &Value,
+    query: QueryType,
+    invalid: &mut Vec<InvalidField>,
+) -> Option<Package> {
+    let Some(obj) = item.as_object() else {
+        invalid.push(InvalidField {
+            field: "LivePackageInfoList",
+            package_id: None,
+            reason: format!("entry is {}, not an object", kind_of(item)),
+        });
+        return None;
+    };
+    let id = match obj.get("Id") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        other => {
+            invalid.push(InvalidField {
+                field: "Id",
+                package_id: None,
+                reason: format!("package without a usable Id ({}); skipped", describe(other)),
+            });
+            return None;
+        }
+    };
+    let pid = Some(id.as_str());
+
+    let kind = match optional_int(obj, "Type", pid, invalid) {
+        Some(code) => PackageKind::from_code(code),
+        None => query.default_kind(),
+    };
+    // Unknown Type codes still need a unit: the query they came from decides.
+    let unit = kind
+        .unit()
+        .or_else(|| query.default_kind().unit())
+        .unwrap_or(crate::packages::Unit::Bytes);
+    let status = match optional_int(obj, "Status", pid, invalid) {
+        Some(code) => Status::from_code(code),
+        None => {
+            if !obj.contains_key("Status") || obj["Status"].is_null() {
+                invalid.push(InvalidField {
+                    field: "Status",
+                    package_id: Some(id.clone()),
+                    reason: "missing".into(),
+                });
+            }
+            Status::Unknown(-1)
+        }
+    };
+    let mut amount = |field: &'static str| -> Option<u64> {
+        let raw = optional_int(obj, field, pid, invalid)?;
+        let base = u64::try_from(raw)
+            .ok()
+            .and_then(|v| v.checked_mul(unit.to_base()))
+            .filter(|v| *v <= MAX_EXACT);
+        if base.is_none() {
+            invalid.push(InvalidField {
+                field,
+                package_id: Some(id.clone()),
+                reason: format!("{raw} is negative or too large to export exactly"),
+            });
+        }
+        base
+    };
+    let quota = amount("Total");
+    let used = amount("Used");
+    let remaining = amount("Left");
+
+    let mut timestamp = |field: &'static str| -> Option<i64> {
+        match obj.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => match beijing_time(s) {
+                Some(t) => Some(t),
+                None => {
+                    invalid.push(InvalidField {
+                        field,
+                        package_id: Some(id.clone()),
+                        reason: format!("{s:?} is not YYYY-MM-DD HH:MM:SS"),
+                    });
+                    None
+                }
+            },
+            Some(other) => {
+                invalid.push(InvalidField {
+                    field,
+                    package_id: Some(id.clone()),
+                    reason: format!("{} is not a time string", kind_of(other)),
+                });
+                None
+            }
+        }
+    };
+    let expires_at = timestamp("ExpireTime");
+    let purchased_at = timestamp("BuyTime");
+    let auto_renew = optional_int(obj, "WillRenew", pid, invalid);
+    let renewal_result = optional_int(obj, "RenewalResult", pid, invalid);
+
+    Some(Package {
+        id,
+        kind,
+        status,
+        unit,
+        quota,
+        used,
+        remaining,
+        expires_at,
+        purchased_at,
+        auto_renew,
+        renewal_result,
+    })
+}
+
+/// An integer field: `None` when missing or null (not an error), or when invalid (recorded).
+fn optional_int(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    package_id: Option<&str>,
+    invalid: &mut Vec<InvalidField>,
+) -> Option<i64> {
+    match obj.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|v| v.unsigned_abs() <= MAX_EXACT) => {
+            n.as_i64()
+        }
+        Some(other) => {
+            invalid.push(InvalidField {
+                field,
+                package_id: package_id.map(str::to_owned),
+                reason: format!("{} is not an integer within ±2^53", describe(Some(other))),
+            });
+            None
+        }
+    }
+}
+
+/// A non-negative count (`TotalPage`, `TotalNum`).
+fn optional_count(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    invalid: &mut Vec<InvalidField>,
+) -> Option<u64> {
+    let v = optional_int(obj, field, None, invalid)?;
+    match u64::try_from(v) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            invalid.push(InvalidField {
+                field,
+                package_id: None,
+                reason: format!("{v} is negative"),
+            });
+            None
+        }
+    }
+}
+
+/// The first four fields of `FluxPackageBillMode`; later ones are ignored (the API's own example
+/// has six), a field that is not an integer is skipped.
+fn traffic_bill_modes(
+    obj: &Map<String, Value>,
+    invalid: &mut Vec<InvalidField>,
+) -> Vec<TrafficBillMode> {
+    let raw = match obj.get("FluxPackageBillMode") {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::String(s)) => s,
+        Some(other) => {
+            invalid.push(InvalidField {
+                field: "FluxPackageBillMode",
+                package_id: None,
+                reason: format!("{} is not a string", kind_of(other)),
+            });
+            return Vec::new();
+        }
+    };
+    if raw.trim().is_empty() {
+        return Vec::new();
+    }
+    let mut modes = Vec::new();
+    for ((product, area), part) in TRAFFIC_BILL_MODE_FIELDS.iter().zip(raw.split(',')) {
+        match part.trim().parse::<i64>() {
+            Ok(mode) => modes.push(TrafficBillMode {
+                product,
+                area,
+                mode,
+            }),
+            Err(_) => invalid.push(InvalidField {
+                field: "FluxPackageBillMode",
+                package_id: None,
+                reason: format!("{product}/{area} field {part:?} is not an integer"),
+            }),
+        }
+    }
+    modes
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in Beijing time (UTC+8, no DST) → Unix seconds.
+pub fn beijing_time(s: &str) -> Option<i64> {
+    let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let t = time::PrimitiveDateTime::parse(s.trim(), format).ok()?;
+    Some(t.assume_offset(offset!(+8)).unix_timestamp())
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn describe(v: Option<&Value>) -> String {
+    match v {
+        None => "missing".into(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) if s.len() <= 40 => format!("{s:?}"),
+        Some(other) => kind_of(other).into(),
+    }
+}
+
+fn preview(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packages::Unit;
+
+    /// The API page's example answer, verbatim.
+    const EXAMPLE: &str = r#"{
+"Response": {
+"RequestId": "53fc3618-4152-4e12-a1e6-3805e647a602",
+"LivePackageInfoList": [
+{"Id": "281975","Type": 0,"Status": 1,"Total": 500000000000,"Used": 2365271265,"Left": 497634728735,"BuyTime": "2024-07-16 18:46:08","ExpireTime": "2025-07-16 18:46:08","WillRenew": 0,"RenewalResult": 0},
+{"Id": "272177","Type": 0,"Status": 4,"Total": 500000000000,"Used": 500000000000,"Left": 0,"BuyTime": "2023-12-05 10:17:04","ExpireTime": "2024-12-05 10:17:04","WillRenew": 0,"RenewalResult": 0},
+{"Id": "265480","Type": 0,"Status": 4,"Total": 100000000000,"Used": 100000000000,"Left": 0,"BuyTime": "2023-07-14 14:14:30","ExpireTime": "2024-07-14 14:14:30","WillRenew": 0,"RenewalResult": 0},
+{"Id": "242917","Type": 0,"Status": 4,"Total": 1000000000000,"Used": 1000000000000,"Left": 0,"BuyTime": "2022-09-30 10:01:19","ExpireTime": "2023-09-30 10:01:19","WillRenew": 0,"RenewalResult": 0},
+{"Id": "224805","Type": 0,"Status": 4,"Total": 100000000000,"Used": 100000000000,"Left": 0,"BuyTime": "2022-04-01 10:13:27","ExpireTime": "2023-04-01 10:13:27","WillRenew": 0,"RenewalResult": 0},
+{"Id": "224804","Type": 0,"Status": 4,"Total": 100000000000,"Used": 100000000000,"Left": 0,"BuyTime": "2022-04-01 10:13:27","ExpireTime": "2023-04-01 10:13:27","WillRenew": 0,"RenewalResult": 0},
+{"Id": "210034","Type": 0,"Status": 4,"Total": 100000000000,"Used": 100000000000,"Left": 0,"BuyTime": "2021-11-16 16:48:39","ExpireTime": "2022-11-16 16:48:39","WillRenew": 0,"RenewalResult": 0},
+{"Id": "174007","Type": 0,"Status": 4,"Total": 100000000000,"Used": 100000000000,"Left": 0,"BuyTime": "2021-03-19 16:21:52","ExpireTime": "2022-03-19 16:21:52","WillRenew": 0,"RenewalResult": 0},
+{"Id": "138556","Type": 0,"Status": 4,"Total": 20000000000,"Used": 20000000000,"Left": 0,"BuyTime": "2020-09-09 12:45:48","ExpireTime": "2021-09-09 12:45:48","WillRenew": 0,"RenewalResult": 0}
+],
+"PackageBillMode": 204,
+"FluxPackageBillMode": "204,204,204,204,-1,-1",
+"TotalPage": 1,
+"TotalNum": 9,
+"PageNum": 1,
+"PageSize": 100
+}
+}"#;
+
+    #[test]
+    fn the_api_pages_example_answer_parses_verbatim() {
+        let a = parse_answer(EXAMPLE.as_bytes(), QueryType::Traffic).expect("parses");
+        assert_eq!(a.invalid_fields, vec![]);
+        assert_eq!(a.listed, 9);
+        assert_eq!(a.packages.len(), 9);
+        assert_eq!(a.bill_mode, Some(204));
+        assert_eq!(a.total_page, Some(1));
+        assert_eq!(a.total_num, Some(9));
+        assert_eq!(
+            a.request_id.as_deref(),
+            Some("53fc3618-4152-4e12-a1e6-3805e647a602")
+        );
+        // Six fields in the example; the first four are exported.
+        assert_eq!(
+            a.traffic_bill_modes,
+            vec![
+                TrafficBillMode {
+                    product: "standard",
+                    area: "mainland",
+                    mode: 204
+                },
+                TrafficBillMode {
+                    product: "standard",
+                    area: "overseas",
+                    mode: 204
+                },
+                TrafficBillMode {
+                    product: "leb",
+                    area: "mainland",
+                    mode: 204
+                },
+                TrafficBillMode {
+                    product: "leb",
+                    area: "overseas",
+                    mode: 204
+                },
+            ]
+        );
+        let first = &a.packages[0];
+        assert_eq!(
+            first,
+            &Package {
+                id: "281975".into(),
+                kind: PackageKind::Traffic,
+                status: Status::InUse,
+                unit: Unit::Bytes,
+                quota: Some(500_000_000_000),
+                used: Some(2_365_271_265),
+                remaining: Some(497_634_728_735),
+                // 2024-07-16 18:46:08 +08:00 = 10:46:08 UTC
+                expires_at: Some(1_752_662_768),
+                purchased_at: Some(1_721_126_768),
+                auto_renew: Some(0),
+                renewal_result: Some(0),
+            }
+        );
+        assert_eq!(a.packages[3].quota, Some(1_000_000_000_000));
+        assert!(
+            a.packages[1..]
+                .iter()
+                .all(|p| p.status == Status::Exhausted)
+        );
+    }
+
+    #[test]
+    fn beijing_time_is_utc_plus_eight_without_dst() {
+        assert_eq!(beijing_time("1970-01-01 08:00:00"), Some(0));
+        // Midsummer and midwinter alike: China has had no DST since 1991.
+        assert_eq!(beijing_time("2024-07-01 08:00:00"), Some(1_719_792_000));
+        assert_eq!(beijing_time("2024-01-01 08:00:00"), Some(1_704_067_200));
+        assert_eq!(beijing_time("2024-02-30 00:00:00"), None);
+        assert_eq!(beijing_time("2024-07-01T08:00:00"), None);
+        assert_eq!(beijing_time(""), None);
+    }
+
+    fn one(pkg: &str, query: QueryType) -> PageAnswer {
+        let body = format!(r#"{{"Response":{{"RequestId":"r","LivePackageInfoList":[{pkg}]}}}}"#);
+        parse_answer(body.as_bytes(), query).expect("parses")
+    }
+
+    #[test]
+    fn minutes_and_hours_become_seconds() {
+        let t = one(
+            r#"{"Id":"t","Type":1,"Status":1,"Total":1000,"Used":10,"Left":990}"#,
+            QueryType::Transcode,
+        );
+        let p = &t.packages[0];
+        assert_eq!(
+            (p.quota, p.used, p.remaining),
+            (Some(60_000), Some(600), Some(59_400))
+        );
+        let s = one(r#"{"Id":"s","Type":2,"Total":5}"#, QueryType::Transcode);
+        assert_eq!(s.packages[0].quota, Some(300));
+        assert_eq!(s.packages[0].kind, PackageKind::TopSpeedCodec);
+        let c = one(
+            r#"{"Id":"c","Type":3,"Total":2,"Left":1}"#,
+            QueryType::CoAnchoring,
+        );
+        assert_eq!(
+            (c.packages[0].quota, c.packages[0].remaining),
+            (Some(7200), Some(3600))
+        );
+    }
+
+    #[test]
+    fn a_missing_type_comes_from_the_query_and_an_unknown_one_is_kept() {
+        let a = one(r#"{"Id":"x","Status":1,"Total":2}"#, QueryType::CoAnchoring);
+        assert_eq!(a.packages[0].kind, PackageKind::CoAnchoring);
+        assert_eq!(a.packages[0].quota, Some(7200));
+        let b = one(
+            r#"{"Id":"y","Type":7,"Status":9,"Total":2}"#,
+            QueryType::Transcode,
+        );
+        assert_eq!(b.packages[0].kind, PackageKind::Unknown(7));
+        assert_eq!(b.packages[0].status, Status::Unknown(9));
+        assert_eq!(
+            b.packages[0].quota,
+            Some(120),
+            "unit of the transcode query"
+        );
+    }
+
+    #[test]
+    fn bad_fields_are_skipped_and_reported_but_the_package_stays() {
+        let a = one(
+            r#"{"Id":"b","Type":0,"Status":1,"Total":-5,"Used":"12","Left":9007199254740993,
+               "BuyTime":"yesterday","ExpireTime":17,"WillRenew":null,"RenewalResult":1.5,"New":{"x":1}}"#,
+            QueryType::Traffic,
+        );
+        let p = &a.packages[0];
+        assert_eq!(p.id, "b");
+        assert_eq!((p.quota, p.used, p.remaining), (None, None, None));
+        assert_eq!(
+            (p.expires_at, p.purchased_at, p.auto_renew, p.renewal_result),
+            (None, None, None, None)
+        );
+        let fields: Vec<&str> = a.invalid_fields.iter().map(|f| f.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "Total",
+                "Used",
+                "Left",
+                "ExpireTime",
+                "BuyTime",
+                "RenewalResult"
+            ]
+        );
+        assert!(
+            a.invalid_fields
+                .iter()
+                .all(|f| f.package_id.as_deref() == Some("b"))
+        );
+    }
+
+    #[test]
+    fn a_package_without_an_id_is_skipped_but_counted_for_paging() {
+        let a = one(
+            r#"{"Type":0,"Total":1},{"Id":""},7,{"Id":12,"Status":0}"#,
+            QueryType::Traffic,
+        );
+        assert_eq!(a.listed, 4);
+        assert_eq!(a.packages.len(), 1);
+        assert_eq!(a.packages[0].id, "12");
+        let fields: Vec<&str> = a.invalid_fields.iter().map(|f| f.field).collect();
+        assert_eq!(fields, ["Id", "Id", "LivePackageInfoList"]);
+    }
+
+    #[test]
+    fn null_totals_and_null_list_are_not_errors() {
+        let body = br#"{"Response":{"RequestId":"r","LivePackageInfoList":null,"TotalPage":null,"TotalNum":null,"PageNum":null,"PageSize":null}}"#;
+        let a = parse_answer(body, QueryType::Traffic).expect("parses");
+        assert_eq!((a.listed, a.total_page, a.total_num), (0, None, None));
+        assert!(a.invalid_fields.is_empty());
+    }
+
+    #[test]
+    fn flux_bill_mode_skips_non_integers_and_ignores_extra_fields() {
+        let body = br#"{"Response":{"RequestId":"r","FluxPackageBillMode":"201, x,204"}}"#;
+        let a = parse_answer(body, QueryType::Traffic).expect("parses");
+        assert_eq!(
+            a.traffic_bill_modes,
+            vec![
+                TrafficBillMode {
+                    product: "standard",
+                    area: "mainland",
+                    mode: 201
+                },
+                TrafficBillMode {
+                    product: "leb",
+                    area: "mainland",
+                    mode: 204
+                },
+            ]
+        );
+        assert_eq!(a.invalid_fields.len(), 1);
+        // Only traffic queries carry it.
+        let t = parse_answer(body, QueryType::Transcode).expect("parses");
+        assert!(t.traffic_bill_modes.is_empty());
+    }
+
+    #[test]
+    fn error_answers_carry_code_message_and_request_id() {
+        let body = br#"{"Response":{"Error":{"Code":"AuthFailure.SignatureFailure","Message":"bad"},"RequestId":"rid-1"}}"#;
+        assert_eq!(
+            parse_answer(body, QueryType::Traffic),
+            Err(AnswerError::Api {
+                code: "AuthFailure.SignatureFailure".into(),
+                message: "bad".into(),
+                request_id: "rid-1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error() {
+        for body in [
+            &b"<html>"[..],
+            b"{}",
+            b"[]",
+            b"{\"Response\":1}",
+            b"{\"Response\":{\"LivePackageInfoList\":{}}}",
+            b"{\"Resp",
+        ] {
+            assert!(
+                matches!(
+                    parse_answer(body, QueryType::Traffic),
+                    Err(AnswerError::Decode(_))
+                ),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}
