@@ -1,0 +1,6 @@
+//! Integration tests: the real daemon (config → pollers → store → HTTP) against the in-repo
+//! Live API simulator, over loopback sockets; plus the shipped deploy files under promtool.
+
+mod deploy;
+mod exporter;
+mod support;
