@@ -11,6 +11,29 @@
 //! was stored in (the `query_type` argument of the admin methods), never by its `Type` field:
 //! query 0 returns traffic packages (Type 0), query 1 transcode packages (Types 1 and 2), query 2
 //! co-anchoring packages (Type 3).
+//!
+//! # Fault injection
+//!
+//! A [`Fault`] replaces or alters the answer to one request of an account (see [`Simulator::push_faults`],
+//! [`Simulator::set_page_fault`], [`Simulator::set_persistent_fault`] and [`Simulator::set_random_faults`]).
+//! The rules:
+//!
+//! - Faults are only taken by requests that pass every check (action, version, Content-Type,
+//!   signature, rate limit and parameters), i.e. requests that would otherwise be answered `"ok"`.
+//!   A request refused for any reason is answered with that error and consumes no queued fault and
+//!   no random draw.
+//! - So a faulted request has passed the rate limiter and counts in the sliding window exactly like an
+//!   answered one (this includes `Hang`, and `ApiError("RequestLimitExceeded")`).
+//! - Precedence: a queued fault, else the page fault of the request's query type and page, else the
+//!   persistent fault, else a random fault. An unpaged request (no `PageNum`/`PageSize` pair) is page 1,
+//!   as its answer says.
+//! - Faults that replace the answer (`HttpStatus`, `Hang`, `Garbage`, `Huge`, `ApiError`) are decided
+//!   before the demo drain runs, so they drain nothing; `Truncated`, `NullTotals`, `ShrinkBefore` and
+//!   `GrowBefore` build the real answer (and drain like it).
+//! - The request log records `fault:http_<status>`, `fault:hang`, `fault:garbage`, `fault:truncated`,
+//!   `fault:huge`, the `ApiError` code, or `ok` for `NullTotals`, `ShrinkBefore` and `GrowBefore`.
+//! - A hanging request of [`Simulator::serve`] is let go (answered 503) when its `shutdown` is
+//!   cancelled, so graceful shutdown never waits on it; under [`Simulator::router`] it hangs forever.
 
 mod demo;
 #[cfg(test)]
@@ -18,12 +41,15 @@ mod tests;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
 use std::hash::BuildHasher;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::to_bytes;
+use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State as AxumState};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -52,6 +78,121 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 const UNPAGED_PAGE_SIZE: i64 = 100;
 /// The parameters this action knows; any other top-level key is `UnknownParameter`, as on the real API.
 const KNOWN_PARAMETERS: [&str; 4] = ["PackageType", "OrderBy", "PageNum", "PageSize"];
+/// Chunk size of a [`Fault::Huge`] body.
+const HUGE_CHUNK_BYTES: usize = 64 * 1024;
+/// Padding of a [`Fault::Huge`] body: JSON whitespace, so the body stays a valid JSON prefix.
+static HUGE_PADDING: [u8; HUGE_CHUNK_BYTES] = [b' '; HUGE_CHUNK_BYTES];
+/// The body of [`Fault::Garbage`].
+const GARBAGE_BODY: &[u8] = b"<html>502 Bad Gateway</html>\x00\xff";
+/// [`Fault::GrowBefore`] never grows a list past this many packages.
+const MAX_GROWN_LIST: usize = 100_000;
+
+/// One injected fault, applied to one request of an account (by SecretId).
+///
+/// See the [module documentation](self) for when faults apply and how they are logged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Answer with this HTTP status and a short HTML (non-JSON) body, `Content-Type: text/html`.
+    /// Statuses outside 200..=599 are answered (and logged) as 500.
+    HttpStatus(u16),
+    /// Accept the request and never answer, so the client's deadline must fire.
+    Hang,
+    /// HTTP 200, `Content-Type: application/json`, body `<html>502 Bad Gateway</html>\x00\xff`.
+    Garbage,
+    /// HTTP 200 with the first half (by bytes, rounded down) of the real answer's JSON text.
+    Truncated,
+    /// HTTP 200 with a body of exactly this many bytes, streamed in chunks of at most 64 KiB without
+    /// a `Content-Length` (chunked transfer), never held in memory: a JSON prefix
+    /// (`{"Response":{"RequestId":"…","LivePackageInfoList":[`) then spaces.
+    Huge(usize),
+    /// The API's error shape (HTTP 200) with this code and a generic message: e.g. `InternalError`,
+    /// `RequestLimitExceeded`, `AuthFailure.SignatureFailure`, `ResourceNotFound.StopService`.
+    ApiError(String),
+    /// Answer normally, but with `TotalPage`/`TotalNum`/`PageNum`/`PageSize` null this once.
+    NullTotals,
+    /// Before answering, remove this many packages from the front of the queried list, "front"
+    /// meaning first in the order this request asks for (so later pages shift back). Permanent.
+    ShrinkBefore(usize),
+    /// Before answering, insert this many copies of the queried list's first package (first in the
+    /// order this request asks for) in front of it, so the list grows at its front and the page being
+    /// read starts with the previous page's last ids. Permanent; a list never grows past 100 000.
+    GrowBefore(usize),
+}
+
+impl Fault {
+    /// The random-fault menu.
+    fn random(index: u64) -> Fault {
+        match index % 8 {
+            0 => Fault::HttpStatus(500),
+            1 => Fault::HttpStatus(503),
+            2 => Fault::Garbage,
+            3 => Fault::Truncated,
+            4 => Fault::ApiError("InternalError".to_owned()),
+            5 => Fault::ApiError("RequestLimitExceeded".to_owned()),
+            6 => Fault::NullTotals,
+            _ => Fault::GrowBefore(1),
+        }
+    }
+}
+
+/// SplitMix64: a tiny deterministic generator for reproducible random faults.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn next_unit(&mut self) -> f64 {
+        const SCALE: f64 = 1.0 / (1u64 << 53) as f64;
+        (self.next_u64() >> 11) as f64 * SCALE
+    }
+}
+
+struct RandomFaults {
+    /// In `(0, 1]`.
+    probability: f64,
+    rng: SplitMix64,
+}
+
+impl RandomFaults {
+    /// One draw: the generator advances once, and once more when the request is faulted.
+    fn draw(&mut self) -> Option<Fault> {
+        (self.rng.next_unit() < self.probability).then(|| Fault::random(self.rng.next_u64()))
+    }
+}
+
+/// The faults set up for one account.
+#[derive(Default)]
+struct Faults {
+    queued: VecDeque<Fault>,
+    /// By `(query type, page number)`.
+    pages: HashMap<(usize, i64), Fault>,
+    persistent: Option<Fault>,
+    random: Option<RandomFaults>,
+}
+
+impl Faults {
+    /// The fault for a request that passed every check, by precedence.
+    fn take(&mut self, package_type: usize, page_num: i64) -> Option<Fault> {
+        if let Some(fault) = self.queued.pop_front() {
+            return Some(fault);
+        }
+        if let Some(fault) = self.pages.get(&(package_type, page_num)) {
+            return Some(fault.clone());
+        }
+        if let Some(fault) = &self.persistent {
+            return Some(fault.clone());
+        }
+        self.random.as_mut().and_then(RandomFaults::draw)
+    }
+}
 
 /// One request as the simulator saw it.
 #[derive(Debug, Clone)]
@@ -70,7 +211,9 @@ pub struct LoggedRequest {
     pub had_region_header: bool,
     /// The `X-TC-Token` header, when sent.
     pub token: Option<String>,
-    /// `"ok"` or the error code returned.
+    /// `"ok"` or the error code returned; for an injected [`Fault`], `fault:http_<status>`,
+    /// `fault:hang`, `fault:garbage`, `fault:truncated`, `fault:huge`, the `ApiError` code, or `"ok"`
+    /// (`NullTotals`, `ShrinkBefore`, `GrowBefore`).
     pub outcome: String,
 }
 
@@ -108,6 +251,7 @@ struct Account {
     null_totals: bool,
     /// Arrival instants of accepted requests, oldest first, within the last second.
     accepted: VecDeque<Instant>,
+    faults: Faults,
 }
 
 impl Account {
@@ -131,6 +275,7 @@ impl Account {
             ],
             null_totals: false,
             accepted: VecDeque::new(),
+            faults: Faults::default(),
         }
     }
 }
@@ -148,6 +293,18 @@ impl State {
             self.log.pop_front();
         }
         self.log.push_back(entry);
+    }
+
+    /// The account of `secret_id`, or `None` (with a warning) for an unknown one.
+    fn account_mut(&mut self, secret_id: &str) -> Option<&mut Account> {
+        let account = self.accounts.get_mut(secret_id);
+        if account.is_none() {
+            tracing::warn!(
+                secret_id,
+                "simulator: no such account; call add_account first"
+            );
+        }
+        account
     }
 
     /// The list for `query_type` of `secret_id`, or `None` (with a warning) for unknown ones.
@@ -179,6 +336,44 @@ fn err(code: &'static str, message: impl Into<String>) -> ApiError {
         code,
         message: message.into(),
     }
+}
+
+/// A request that passed every check: its answer, or what replaces it.
+enum Answer {
+    Ok(Map<String, Value>),
+    /// To be sent cut in half.
+    Truncated(Map<String, Value>),
+    Replaced(Replacement),
+}
+
+/// A fault that replaces the whole answer.
+enum Replacement {
+    Status(StatusCode),
+    Hang,
+    Garbage,
+    Huge(usize),
+    ApiError(String),
+}
+
+impl Replacement {
+    /// The request log's outcome.
+    fn outcome(&self) -> String {
+        match self {
+            Replacement::Status(status) => format!("fault:http_{}", status.as_u16()),
+            Replacement::Hang => "fault:hang".to_owned(),
+            Replacement::Garbage => "fault:garbage".to_owned(),
+            Replacement::Huge(_) => "fault:huge".to_owned(),
+            Replacement::ApiError(code) => code.clone(),
+        }
+    }
+}
+
+/// The status sent for [`Fault::HttpStatus`]: 500 for anything outside 200..=599.
+fn fault_status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code)
+        .ok()
+        .filter(|s| (200..=599).contains(&s.as_u16()))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +522,83 @@ impl Simulator {
         self.lock().drain = drain;
     }
 
+    /// Queues faults for the account's next requests, one per request, in order. Only requests that
+    /// pass every check take one (see the [module documentation](self)); a queued fault wins over
+    /// page, persistent and random faults. Unknown accounts are ignored (with a warning), and
+    /// [`Self::add_account`] clears an account's faults.
+    pub fn push_faults(&self, secret_id: &str, faults: impl IntoIterator<Item = Fault>) {
+        // Collected before locking, so an iterator that calls back into the simulator cannot deadlock.
+        let faults: Vec<Fault> = faults.into_iter().collect();
+        if let Some(account) = self.lock().account_mut(secret_id) {
+            account.faults.queued.extend(faults);
+        }
+    }
+
+    /// A fault applied to every request of the account (that no queued or page fault applies to)
+    /// until cleared with `None`.
+    pub fn set_persistent_fault(&self, secret_id: &str, fault: Option<Fault>) {
+        if let Some(account) = self.lock().account_mut(secret_id) {
+            account.faults.persistent = fault;
+        }
+    }
+
+    /// A fault for page `page_num` (1-based; an unpaged request is page 1) of query `query_type`
+    /// (0, 1 or 2), applied every time that page is requested (unless a queued fault applies) until
+    /// cleared with `None`. Unknown accounts and query types, and page numbers below 1, are ignored
+    /// (with a warning).
+    pub fn set_page_fault(
+        &self,
+        secret_id: &str,
+        query_type: u8,
+        page_num: i64,
+        fault: Option<Fault>,
+    ) {
+        if query_type > 2 {
+            tracing::warn!(query_type, "simulator: query type must be 0, 1 or 2");
+            return;
+        }
+        if page_num < 1 {
+            tracing::warn!(page_num, "simulator: page numbers start at 1");
+            return;
+        }
+        let mut state = self.lock();
+        let Some(account) = state.account_mut(secret_id) else {
+            return;
+        };
+        let key = (usize::from(query_type), page_num);
+        match fault {
+            Some(fault) => {
+                account.faults.pages.insert(key, fault);
+            }
+            None => {
+                account.faults.pages.remove(&key);
+            }
+        }
+    }
+
+    /// Queued faults not yet applied (0 for an unknown account).
+    pub fn pending_faults(&self, secret_id: &str) -> usize {
+        self.lock()
+            .accounts
+            .get(secret_id)
+            .map_or(0, |a| a.faults.queued.len())
+    }
+
+    /// Each request of the account that no queued, page or persistent fault applies to gets, with
+    /// this probability, a fault drawn from `HttpStatus(500)`, `HttpStatus(503)`, `Garbage`,
+    /// `Truncated`, `ApiError("InternalError")`, `ApiError("RequestLimitExceeded")`, `NullTotals` and
+    /// `GrowBefore(1)`, by a SplitMix64 generator seeded with `seed`: the same requests in the same
+    /// order get the same faults. A probability of 0 or below (or NaN) turns random faults off;
+    /// above 1 is 1. Calling again restarts the generator.
+    pub fn set_random_faults(&self, secret_id: &str, probability: f64, seed: u64) {
+        if let Some(account) = self.lock().account_mut(secret_id) {
+            account.faults.random = (probability > 0.0).then(|| RandomFaults {
+                probability: probability.min(1.0),
+                rng: SplitMix64(seed),
+            });
+        }
+    }
+
     /// A copy of the request log, oldest first (the last [`LOG_CAPACITY`] requests).
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.lock().log.iter().cloned().collect()
@@ -349,30 +621,41 @@ impl Simulator {
 
     /// The service: `POST /` answers the API; anything else gets axum's 404/405.
     pub fn router(&self) -> axum::Router {
-        axum::Router::new()
-            .route("/", post(handle))
-            .with_state(self.clone())
+        self.router_releasing_hangs_on(CancellationToken::new())
     }
 
-    /// Serves [`Self::router`] on `listener` until `shutdown` is cancelled.
+    /// [`Self::router`], whose hanging requests ([`Fault::Hang`]) end (with a 503) once `release`
+    /// is cancelled.
+    fn router_releasing_hangs_on(&self, release: CancellationToken) -> axum::Router {
+        axum::Router::new()
+            .route("/", post(handle))
+            .with_state(Served {
+                sim: self.clone(),
+                release,
+            })
+    }
+
+    /// Serves [`Self::router`] on `listener` until `shutdown` is cancelled (which also lets go of
+    /// requests held by [`Fault::Hang`], so that graceful shutdown does not wait for them).
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        let router = self.router_releasing_hangs_on(shutdown.clone());
+        axum::serve(listener, router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
     }
 
-    /// Handles one request: validates, answers, logs.
+    /// Handles one request: validates, answers (or applies a fault), logs.
     fn process(
         &self,
         headers: &HeaderMap,
         body: Option<&[u8]>,
         at: Instant,
         now_unix: i64,
-    ) -> Value {
+    ) -> Reply {
         let request_id = new_request_id();
         let parsed_body: Option<Value> = body.and_then(|b| serde_json::from_slice(b).ok());
         let field = |name: &str| {
@@ -404,31 +687,78 @@ impl Simulator {
             now_unix,
         );
         entry.outcome = match &result {
-            Ok(_) => "ok".to_owned(),
+            Ok(Answer::Ok(_)) => "ok".to_owned(),
+            Ok(Answer::Truncated(_)) => "fault:truncated".to_owned(),
+            Ok(Answer::Replaced(replacement)) => replacement.outcome(),
             Err(e) => e.code.to_owned(),
         };
+        if entry.outcome != "ok" && result.is_ok() {
+            tracing::debug!(outcome = %entry.outcome, "simulator: injected fault");
+        }
         state.push_log(entry);
         drop(state);
 
         match result {
-            Ok(mut response) => {
+            Ok(Answer::Ok(mut response)) => {
                 response.insert("RequestId".to_owned(), Value::String(request_id));
-                json!({ "Response": response })
+                Reply::Json(json!({ "Response": response }))
             }
+            Ok(Answer::Truncated(mut response)) => {
+                response.insert("RequestId".to_owned(), Value::String(request_id));
+                let mut text = json!({ "Response": response }).to_string().into_bytes();
+                text.truncate(text.len() / 2);
+                Reply::Truncated(text)
+            }
+            Ok(Answer::Replaced(replacement)) => match replacement {
+                Replacement::Status(status) => Reply::Status(status),
+                Replacement::Hang => Reply::Hang,
+                Replacement::Garbage => Reply::Garbage,
+                Replacement::Huge(bytes) => Reply::Huge { bytes, request_id },
+                Replacement::ApiError(code) => {
+                    let message = format!("Simulated fault: {code}.");
+                    Reply::Json(error_answer(&code, &message, request_id))
+                }
+            },
             Err(e) => {
                 tracing::debug!(code = e.code, message = %e.message, "simulator: error answer");
-                json!({
-                    "Response": {
-                        "Error": { "Code": e.code, "Message": e.message },
-                        "RequestId": request_id,
-                    }
-                })
+                Reply::Json(error_answer(e.code, &e.message, request_id))
             }
         }
     }
 }
 
-async fn handle(AxumState(sim): AxumState<Simulator>, request: Request) -> Response {
+/// The API's error shape.
+fn error_answer(code: &str, message: &str, request_id: String) -> Value {
+    json!({
+        "Response": {
+            "Error": { "Code": code, "Message": message },
+            "RequestId": request_id,
+        }
+    })
+}
+
+/// The router's state: the simulator, and what lets go of hanging requests.
+#[derive(Clone)]
+struct Served {
+    sim: Simulator,
+    release: CancellationToken,
+}
+
+/// What the handler sends.
+enum Reply {
+    /// HTTP 200 with this JSON (an answer or an API error).
+    Json(Value),
+    Status(StatusCode),
+    Hang,
+    Garbage,
+    Truncated(Vec<u8>),
+    Huge {
+        bytes: usize,
+        request_id: String,
+    },
+}
+
+async fn handle(AxumState(served): AxumState<Served>, request: Request) -> Response {
     let at = Instant::now();
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, MAX_BODY_BYTES).await.ok();
@@ -436,13 +766,72 @@ async fn handle(AxumState(sim): AxumState<Simulator>, request: Request) -> Respo
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let answer = sim.process(&parts.headers, body.as_deref(), at, now_unix);
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        answer.to_string(),
-    )
-        .into_response()
+    let json_type = [(header::CONTENT_TYPE, "application/json")];
+    match served
+        .sim
+        .process(&parts.headers, body.as_deref(), at, now_unix)
+    {
+        Reply::Json(answer) => (StatusCode::OK, json_type, answer.to_string()).into_response(),
+        Reply::Status(status) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html")],
+            format!("<html><body><h1>{status}</h1></body></html>"),
+        )
+            .into_response(),
+        Reply::Hang => {
+            served.release.cancelled().await;
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the simulator is shutting down",
+            )
+                .into_response()
+        }
+        Reply::Garbage => (StatusCode::OK, json_type, GARBAGE_BODY).into_response(),
+        Reply::Truncated(text) => (StatusCode::OK, json_type, text).into_response(),
+        Reply::Huge { bytes, request_id } => {
+            let prefix =
+                format!(r#"{{"Response":{{"RequestId":"{request_id}","LivePackageInfoList":["#);
+            let body = HugeBody {
+                prefix: Bytes::from(prefix),
+                remaining: bytes,
+            };
+            (StatusCode::OK, json_type, Body::new(body)).into_response()
+        }
+    }
+}
+
+/// A [`Fault::Huge`] body: `remaining` more bytes, the prefix first, then spaces, in chunks of at
+/// most [`HUGE_CHUNK_BYTES`]. No size hint, so it goes out chunked.
+struct HugeBody {
+    prefix: Bytes,
+    remaining: usize,
+}
+
+impl hyper::body::Body for HugeBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let chunk = if this.prefix.is_empty() {
+            Bytes::from_static(&HUGE_PADDING).slice(..this.remaining.min(HUGE_CHUNK_BYTES))
+        } else {
+            let n = this.prefix.len().min(this.remaining);
+            this.prefix.split_to(n)
+        };
+        this.remaining -= chunk.len();
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
 }
 
 /// A header's value as text (lossy for non-UTF-8 bytes), if present.
@@ -460,7 +849,7 @@ fn answer(
     parsed_body: Option<&Value>,
     at: Instant,
     now_unix: i64,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Answer, ApiError> {
     // Common parameters.
     let action = header_text(headers, &HeaderName::from_static("x-tc-action"));
     if action.as_deref() != Some(ACTION) {
@@ -598,8 +987,28 @@ fn answer(
 
     // Parameters.
     let query = parse_query(parsed_body)?;
-    let drain = state.drain && query.page.is_none_or(|(num, _)| num == 1);
+
+    // Faults, for requests that would otherwise be answered "ok".
+    let page_num = query.page.map_or(1, |(num, _)| num);
+    let mut null_totals = account.null_totals;
+    let mut truncated = false;
     let list = &mut account.lists[query.package_type];
+    match account.faults.take(query.package_type, page_num) {
+        None => {}
+        Some(Fault::HttpStatus(code)) => {
+            return Ok(Answer::Replaced(Replacement::Status(fault_status(code))));
+        }
+        Some(Fault::Hang) => return Ok(Answer::Replaced(Replacement::Hang)),
+        Some(Fault::Garbage) => return Ok(Answer::Replaced(Replacement::Garbage)),
+        Some(Fault::Huge(bytes)) => return Ok(Answer::Replaced(Replacement::Huge(bytes))),
+        Some(Fault::ApiError(code)) => return Ok(Answer::Replaced(Replacement::ApiError(code))),
+        Some(Fault::Truncated) => truncated = true,
+        Some(Fault::NullTotals) => null_totals = true,
+        Some(Fault::ShrinkBefore(n)) => shrink_front(list, query.order, n),
+        Some(Fault::GrowBefore(n)) => grow_front(list, query.order, n),
+    }
+
+    let drain = state.drain && query.page.is_none_or(|(num, _)| num == 1);
     if drain {
         let now = demo::beijing_time(time::Duration::ZERO);
         for package in list.iter_mut() {
@@ -608,21 +1017,7 @@ fn answer(
     }
 
     let mut items: Vec<&Value> = list.iter().collect();
-    let field = query.order.field();
-    let descending = query.order.descending();
-    items.sort_by(|a, b| {
-        let (a, b) = (
-            a.get(field).and_then(Value::as_str),
-            b.get(field).and_then(Value::as_str),
-        );
-        match (a, b) {
-            (Some(a), Some(b)) if descending => b.cmp(a),
-            (Some(a), Some(b)) => a.cmp(b),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        }
-    });
+    items.sort_by(|a, b| compare_packages(a, b, query.order));
 
     let total = items.len();
     let (page_items, page_num, page_size, total_page): (Vec<Value>, i64, i64, usize) =
@@ -669,14 +1064,66 @@ fn answer(
         ("PageSize", json!(page_size)),
     ];
     for (name, value) in totals {
-        let value = if account.null_totals {
-            Value::Null
-        } else {
-            value
-        };
+        let value = if null_totals { Value::Null } else { value };
         response.insert(name.to_owned(), value);
     }
-    Ok(response)
+    Ok(if truncated {
+        Answer::Truncated(response)
+    } else {
+        Answer::Ok(response)
+    })
+}
+
+/// The answer order: by the order's time field (as text), packages without one last; stable.
+fn compare_packages(a: &Value, b: &Value, order: OrderBy) -> std::cmp::Ordering {
+    let field = order.field();
+    let (a, b) = (
+        a.get(field).and_then(Value::as_str),
+        b.get(field).and_then(Value::as_str),
+    );
+    match (a, b) {
+        (Some(a), Some(b)) if order.descending() => b.cmp(a),
+        (Some(a), Some(b)) => a.cmp(b),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    }
+}
+
+/// Indices of `list` in answer order.
+fn answer_order(list: &[Value], order: OrderBy) -> Vec<usize> {
+    let mut indices: Vec<usize> = (0..list.len()).collect();
+    indices.sort_by(|&a, &b| match (list.get(a), list.get(b)) {
+        (Some(a), Some(b)) => compare_packages(a, b, order),
+        _ => std::cmp::Ordering::Equal,
+    });
+    indices
+}
+
+/// [`Fault::ShrinkBefore`]: removes the first `n` packages in answer order.
+fn shrink_front(list: &mut Vec<Value>, order: OrderBy, n: usize) {
+    let mut remove = vec![false; list.len()];
+    for i in answer_order(list, order).into_iter().take(n) {
+        if let Some(flag) = remove.get_mut(i) {
+            *flag = true;
+        }
+    }
+    let mut flags = remove.into_iter();
+    list.retain(|_| !flags.next().unwrap_or(false));
+}
+
+/// [`Fault::GrowBefore`]: `n` copies of the first package in answer order, stored first so that the
+/// (stable) sort answers them first; never past [`MAX_GROWN_LIST`] packages.
+fn grow_front(list: &mut Vec<Value>, order: OrderBy, n: usize) {
+    let Some(first) = answer_order(list, order)
+        .first()
+        .and_then(|&i| list.get(i))
+        .cloned()
+    else {
+        return;
+    };
+    let n = n.min(MAX_GROWN_LIST.saturating_sub(list.len()));
+    list.splice(0..0, std::iter::repeat_n(first, n));
 }
 
 /// Validates the body against the API's parameter rules.
