@@ -48,10 +48,12 @@ pub struct Store {
     /// Swapped whole when a poll ends; a scrape clones the `Arc` and nothing else.
     exposition: RwLock<Arc<Exposition>>,
     metrics: Arc<ExporterMetrics>,
-    /// Package series of a pair with no success for this long are dropped.
-    max_staleness: Duration,
+    /// Package series of a pair with no success for this long are dropped (a reload may change it).
+    max_staleness: Mutex<Duration>,
     /// Counts finished polls, so callers can wait for the next one.
     polls_done: watch::Sender<u64>,
+    /// Counts encodings, so the staleness sweeper re-plans after any change.
+    published: watch::Sender<u64>,
 }
 
 /// Whether a recorded failure changed the pair's state (first failure, or a different code).
@@ -67,8 +69,9 @@ impl Store {
             pairs: Mutex::new(BTreeMap::new()),
             exposition: RwLock::new(Arc::new(Exposition::default())),
             metrics,
-            max_staleness,
+            max_staleness: Mutex::new(max_staleness),
             polls_done: watch::Sender::new(0),
+            published: watch::Sender::new(0),
         };
         store.publish();
         store
@@ -103,6 +106,7 @@ impl Store {
             pair.packages = Some(outcome.packages.into());
             pair.last_error = None;
             pair.polls += 1;
+            self.publish_locked(&pairs);
             transition
         };
         self.finish_poll();
@@ -131,6 +135,7 @@ impl Store {
             pair.poll_duration_seconds = Some(took.as_secs_f64());
             pair.last_error = Some(code);
             pair.polls += 1;
+            self.publish_locked(&pairs);
             transition
         };
         self.finish_poll();
@@ -146,38 +151,77 @@ impl Store {
         self.publish();
     }
 
-    fn finish_poll(&self) {
+    /// Forgets every pair not in `keep` (accounts or query types removed by a reload).
+    pub fn retain_pairs(&self, keep: &std::collections::HashSet<PairKey>) {
+        self.pairs
+            .lock()
+            .expect("store lock")
+            .retain(|k, _| keep.contains(k));
         self.publish();
+    }
+
+    pub fn set_max_staleness(&self, max_staleness: Duration) {
+        *self.max_staleness.lock().expect("store lock") = max_staleness;
+        self.publish();
+    }
+
+    /// When the next pair's package series turn stale, if any pair still shows some.
+    pub fn next_stale_deadline(&self) -> Option<Instant> {
+        let max = *self.max_staleness.lock().expect("store lock");
+        let now = Instant::now();
+        self.pairs
+            .lock()
+            .expect("store lock")
+            .values()
+            .filter(|p| p.packages.is_some())
+            .filter_map(|p| p.last_success_at)
+            .map(|t| t + max + Duration::from_millis(1))
+            .filter(|d| *d > now)
+            .min()
+    }
+
+    /// Encodings so far; `changed()` wakes after the next one.
+    pub fn subscribe_published(&self) -> watch::Receiver<u64> {
+        self.published.subscribe()
+    }
+
+    fn finish_poll(&self) {
         self.polls_done.send_modify(|n| *n += 1);
     }
 
     /// Re-encodes the exposition from the current state.
     pub fn publish(&self) {
+        let pairs = self.pairs.lock().expect("store lock");
+        self.publish_locked(&pairs);
+    }
+
+    /// Encodes and swaps in the exposition while the caller holds the pairs lock, so that anyone
+    /// who sees a pair's new state (its poll count) also sees it in the exposition.
+    fn publish_locked(&self, pairs: &BTreeMap<PairKey, PairState>) {
         let now = Instant::now();
-        let text = {
-            let pairs = self.pairs.lock().expect("store lock");
-            let series: Vec<PairSeries<'_>> = pairs
-                .iter()
-                .map(|((account, query), p)| {
-                    let fresh = p
-                        .last_success_at
-                        .is_some_and(|t| now.duration_since(t) <= self.max_staleness);
-                    PairSeries {
-                        account,
-                        query: *query,
-                        up: p.up,
-                        last_success_unix: p.last_success_unix,
-                        poll_duration_seconds: p.poll_duration_seconds,
-                        bill_mode: p.bill_mode.filter(|_| fresh),
-                        traffic_bill_modes: if fresh { &p.traffic_bill_modes } else { &[] },
-                        packages: p.packages.as_deref().filter(|_| fresh),
-                    }
-                })
-                .collect();
-            encode(&series, &self.metrics)
-        };
+        let max_staleness = *self.max_staleness.lock().expect("store lock");
+        let series: Vec<PairSeries<'_>> = pairs
+            .iter()
+            .map(|((account, query), p)| {
+                let fresh = p
+                    .last_success_at
+                    .is_some_and(|t| now.duration_since(t) <= max_staleness);
+                PairSeries {
+                    account,
+                    query: *query,
+                    up: p.up,
+                    last_success_unix: p.last_success_unix,
+                    poll_duration_seconds: p.poll_duration_seconds,
+                    bill_mode: p.bill_mode.filter(|_| fresh),
+                    traffic_bill_modes: if fresh { &p.traffic_bill_modes } else { &[] },
+                    packages: p.packages.as_deref().filter(|_| fresh),
+                }
+            })
+            .collect();
+        let text = encode(&series, &self.metrics);
         *self.exposition.write().expect("exposition lock") =
             Arc::new(Exposition { text: text.into() });
+        self.published.send_modify(|n| *n += 1);
     }
 
     /// The answer of `/metrics`: no encoding, no lock held while it is sent.
