@@ -85,6 +85,8 @@ pub struct PollOutcome {
 pub enum PollError {
     #[error("page {page}: {error}")]
     Api { page: u32, error: ApiError },
+    #[error("the list changed while being read, {reads} times in a row; keeping the previous one")]
+    ListChanging { reads: u32 },
     #[error(
         "more than {MAX_PAGES} pages; refusing to read on (TotalPage {total_page:?}, TotalNum {total_num:?})"
     )]
@@ -100,32 +102,73 @@ impl PollError {
         match self {
             PollError::Api { error, .. } => error.code(),
             PollError::PageCap { .. } => "page_cap".into(),
+            PollError::ListChanging { .. } => "list_changing".into(),
         }
     }
 }
+
+/// How often a poll reads the list again from page 1 when it shifted while being read.
+pub const MAX_REREADS: u32 = 2;
 
 /// Reads every page of one query type.
 ///
 /// Paging: `PageNum` and `PageSize` are always sent. Read on while `TotalPage` says there is more;
 /// if it is null, while `TotalNum` says so; if both are null, while pages come back full. An empty
 /// page always ends the list.
+///
+/// A list that shifts while it is read (its totals change between pages, as when a package is
+/// bought or removed mid-read) is read again from page 1, up to [`MAX_REREADS`] times; a list
+/// still shifting after that fails the poll, so the previous complete list stays. An id that
+/// comes twice is kept once.
 pub async fn poll_pair<S: PageSource>(
     source: &S,
     query: QueryType,
     page_size: u32,
     retry: RetryPolicy,
 ) -> Result<PollOutcome, PollError> {
+    let mut calls = 0;
+    let mut rereads = 0;
+    loop {
+        let (mut outcome, shifted) =
+            read_pages(source, query, page_size, retry, &mut calls).await?;
+        outcome.calls = calls;
+        if !shifted {
+            return Ok(outcome);
+        }
+        if rereads >= MAX_REREADS {
+            return Err(PollError::ListChanging { reads: rereads + 1 });
+        }
+        rereads += 1;
+        tracing::debug!(%query, rereads, "the list shifted while being read; reading it again");
+    }
+}
+
+/// One pass over the pages; `true` when the list visibly shifted during the pass.
+async fn read_pages<S: PageSource>(
+    source: &S,
+    query: QueryType,
+    page_size: u32,
+    retry: RetryPolicy,
+    calls: &mut u32,
+) -> Result<(PollOutcome, bool), PollError> {
     let mut outcome = PollOutcome::default();
     let mut seen = HashSet::new();
+    let mut first_totals = None;
+    let mut shifted = false;
     let mut page = 1u32;
     loop {
-        let answer = fetch_with_retries(source, query, page, page_size, retry, &mut outcome.calls)
+        let answer = fetch_with_retries(source, query, page, page_size, retry, calls)
             .await
             .map_err(|error| PollError::Api { page, error })?;
         outcome.pages = page;
-        if page == 1 {
-            outcome.bill_mode = answer.bill_mode;
-            outcome.traffic_bill_modes = answer.traffic_bill_modes;
+        let totals = (answer.total_page, answer.total_num);
+        match first_totals {
+            None => {
+                first_totals = Some(totals);
+                outcome.bill_mode = answer.bill_mode;
+                outcome.traffic_bill_modes = answer.traffic_bill_modes;
+            }
+            Some(first) => shifted |= changed(first, totals),
         }
         outcome.invalid_fields.extend(answer.invalid_fields);
         for p in answer.packages {
@@ -146,7 +189,7 @@ pub async fn poll_pair<S: PageSource>(
             answer.listed >= page_size as usize
         };
         if !more {
-            return Ok(outcome);
+            return Ok((outcome, shifted));
         }
         if page >= MAX_PAGES {
             return Err(PollError::PageCap {
@@ -156,6 +199,12 @@ pub async fn poll_pair<S: PageSource>(
         }
         page += 1;
     }
+}
+
+/// Whether the totals of a later page contradict the first page's (a null is no evidence).
+fn changed(first: (Option<u64>, Option<u64>), now: (Option<u64>, Option<u64>)) -> bool {
+    let differs = |a: Option<u64>, b: Option<u64>| matches!((a, b), (Some(a), Some(b)) if a != b);
+    differs(first.0, now.0) || differs(first.1, now.1)
 }
 
 async fn fetch_with_retries<S: PageSource>(
