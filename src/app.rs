@@ -1,89 +1,268 @@
-//! Wiring: from a validated [`Config`] to running pollers, a store and a router.
+//! Wiring: from a validated [`Config`] to running pollers, a store and a router; reloads.
 //!
 //! `main` and the integration tests both go through [`Exporter`], so tests drive the real daemon.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::Budget;
-use crate::config::Config;
+use crate::config::{AccountConfig, Config};
 use crate::metrics::ExporterMetrics;
-use crate::packages::QueryType;
-use crate::scheduler::Scheduler;
-use crate::store::Store;
-use crate::tencent::client::{LiveClient, http_client};
+use crate::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
+use crate::server::Reload;
+use crate::store::{PairKey, Store};
+use crate::tencent::client::{LiveClient, Transport, http_client};
+
+/// Re-reads the configuration from wherever it came from (file, environment, flags).
+pub type ConfigLoader = Arc<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
+
+/// How long in-flight scrapes may take to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
 /// A running exporter: pollers in the background, the store they fill, the routes that read it.
 pub struct Exporter {
     store: Arc<Store>,
-    scheduler: Scheduler,
-    router: Router,
-    /// The pairs that poll: what "every pair has polled" means.
-    pairs: Vec<(String, QueryType)>,
+    metrics: Arc<ExporterMetrics>,
+    transport: Transport,
+    shutdown: CancellationToken,
+    /// Bumped to make every pair poll now (tests).
+    trigger: watch::Sender<u64>,
+    /// The pollers and the configuration they run with; a reload swaps parts of it.
+    running: tokio::sync::Mutex<Running>,
+    /// The configured pairs, for "every pair has polled" (readable without the async lock).
+    pairs: Mutex<Vec<PairKey>>,
+    loader: Option<ConfigLoader>,
+    telemetry_path: String,
+}
+
+struct Running {
+    config: Config,
+    accounts: BTreeMap<String, RunningAccount>,
+    /// Per account name, kept across restarts of its pollers, so a reload never lets an account
+    /// exceed its budget in the second around it.
+    budgets: HashMap<String, Arc<Budget>>,
+}
+
+struct RunningAccount {
+    config: AccountConfig,
+    pollers: AccountPollers,
 }
 
 impl Exporter {
-    /// Builds one client per account and starts polling at once.
-    pub fn start(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Exporter> {
+    /// Starts polling over HTTPS.
+    pub fn start(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Arc<Exporter>> {
+        let http = http_client(config.poll.timeout).context("building the HTTP client")?;
+        Ok(Self::start_with(
+            config,
+            shutdown,
+            Transport::Http(http),
+            None,
+        ))
+    }
+
+    /// Starts polling with a given transport and an optional source for reloads.
+    pub fn start_with(
+        config: &Config,
+        shutdown: CancellationToken,
+        transport: Transport,
+        loader: Option<ConfigLoader>,
+    ) -> Arc<Exporter> {
         let metrics = Arc::new(ExporterMetrics::new());
         let store = Arc::new(Store::new(metrics.clone(), config.poll.max_staleness));
-        let http = http_client(config.poll.timeout).context("building the HTTP client")?;
-        let mut clients = Vec::new();
-        let mut pairs = Vec::new();
-        for account in &config.accounts {
-            metrics.init_account(&account.name);
-            clients.push(Arc::new(LiveClient::new(
-                http.clone(),
-                account.endpoint.clone(),
-                account.credentials.clone(),
-                Arc::new(Budget::new(config.poll.requests_per_second)),
-                account.name.clone(),
-                metrics.clone(),
-                config.poll.timeout,
-            )));
-            pairs.extend(
+        let exporter = Arc::new(Exporter {
+            store: store.clone(),
+            metrics,
+            transport,
+            shutdown: shutdown.clone(),
+            trigger: watch::Sender::new(0),
+            running: tokio::sync::Mutex::new(Running {
+                config: config.clone(),
+                accounts: BTreeMap::new(),
+                budgets: HashMap::new(),
+            }),
+            pairs: Mutex::new(Vec::new()),
+            loader,
+            telemetry_path: config.web.telemetry_path.clone(),
+        });
+        {
+            let mut running = exporter
+                .running
+                .try_lock()
+                .expect("new exporter is unshared");
+            let spread = first_poll_spread(config.poll.interval, config.accounts.len());
+            for (i, account) in config.accounts.iter().enumerate() {
+                exporter.start_account(&mut running, account, spread * i as u32);
+            }
+            exporter.set_pairs(config);
+        }
+        store.publish();
+        tokio::spawn(sweep_staleness(store, shutdown));
+        exporter
+    }
+
+    fn start_account(&self, running: &mut Running, account: &AccountConfig, first_delay: Duration) {
+        let poll = &running.config.poll;
+        let budget = running
+            .budgets
+            .entry(account.name.clone())
+            .and_modify(|b| {
+                if b.per_second() != poll.requests_per_second as usize {
+                    *b = Arc::new(Budget::new(poll.requests_per_second));
+                }
+            })
+            .or_insert_with(|| Arc::new(Budget::new(poll.requests_per_second)))
+            .clone();
+        self.metrics.init_account(&account.name);
+        let client = Arc::new(LiveClient::new(
+            self.transport.clone(),
+            account.endpoint.clone(),
+            account.credentials.clone(),
+            budget,
+            account.name.clone(),
+            self.metrics.clone(),
+            poll.timeout,
+        ));
+        let pollers = AccountPollers::spawn(
+            client,
+            poll,
+            self.store.clone(),
+            &self.trigger,
+            &self.shutdown,
+            first_delay,
+        );
+        running.accounts.insert(
+            account.name.clone(),
+            RunningAccount {
+                config: account.clone(),
+                pollers,
+            },
+        );
+    }
+
+    fn set_pairs(&self, config: &Config) {
+        *self.pairs.lock().expect("pairs lock") = config
+            .accounts
+            .iter()
+            .flat_map(|a| {
                 config
                     .poll
                     .package_types
                     .iter()
-                    .map(|q| (account.name.clone(), *q)),
-            );
+                    .map(|q| (a.name.clone(), *q))
+            })
+            .collect();
+    }
+
+    /// Applies a new configuration: accounts added, removed or changed start, stop or restart
+    /// their pollers; the others keep their series and their schedule. A change of `[poll]`
+    /// restarts every account; `[web]` changes need a restart of the process.
+    pub async fn apply(&self, new: Config) {
+        let mut running = self.running.lock().await;
+        if new.web != running.config.web {
+            tracing::warn!("[web] settings changed; they take effect when the process restarts");
         }
-        store.publish();
-        let scheduler = Scheduler::spawn(&clients, &config.poll, store.clone(), shutdown);
-        let router = crate::server::router(store.clone(), &config.web.telemetry_path);
-        Ok(Exporter {
-            store,
-            scheduler,
-            router,
-            pairs,
-        })
+        let poll_changed = new.poll != running.config.poll;
+        if poll_changed {
+            self.store.set_max_staleness(new.poll.max_staleness);
+        }
+        let old_accounts = std::mem::take(&mut running.accounts);
+        let mut kept = HashSet::new();
+        for (name, account) in old_accounts {
+            let unchanged = !poll_changed
+                && new.accounts.iter().any(|a| {
+                    a.name == name
+                        && a.endpoint == account.config.endpoint
+                        && a.credentials.same_as(&account.config.credentials)
+                });
+            if unchanged {
+                kept.insert(name.clone());
+                running.accounts.insert(name, account);
+            } else {
+                account.pollers.stop().await;
+                let why = if new.accounts.iter().any(|a| a.name == name) {
+                    "changed"
+                } else {
+                    "removed"
+                };
+                tracing::info!(account = %name, "reload: account {why}; its pollers stopped");
+            }
+        }
+        running
+            .budgets
+            .retain(|name, _| new.accounts.iter().any(|a| &a.name == name));
+        running.config = new.clone();
+        let spread = first_poll_spread(new.poll.interval, new.accounts.len());
+        for (i, account) in new.accounts.iter().enumerate() {
+            if !kept.contains(&account.name) {
+                tracing::info!(account = %account.name, "reload: starting pollers");
+                self.start_account(&mut running, account, spread * i as u32);
+            }
+        }
+        self.set_pairs(&new);
+        let keep: HashSet<PairKey> = self
+            .pairs
+            .lock()
+            .expect("pairs lock")
+            .iter()
+            .cloned()
+            .collect();
+        self.store.retain_pairs(&keep);
+    }
+
+    /// Re-reads the configuration and applies it; a bad one keeps the running configuration.
+    pub async fn reload(&self) -> Result<(), String> {
+        let Some(loader) = &self.loader else {
+            return Err("this exporter has no configuration source to re-read".into());
+        };
+        match loader() {
+            Ok(config) => {
+                self.apply(config).await;
+                self.metrics.reload_result(true);
+                self.store.publish();
+                tracing::info!("configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.reload_result(false);
+                self.store.publish();
+                let reason = format!("{e:#}");
+                tracing::error!("reload failed, keeping the running configuration: {reason}");
+                Err(reason)
+            }
+        }
     }
 
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
 
-    pub fn router(&self) -> Router {
-        self.router.clone()
+    /// The HTTP routes, with `POST /-/reload` wired to [`Exporter::reload`].
+    pub fn router(self: &Arc<Self>) -> Router {
+        let reload: Arc<dyn Reload> = self.clone();
+        crate::server::router(self.store.clone(), &self.telemetry_path, reload)
     }
 
-    /// Polls counted so far per pair.
-    fn poll_counts(&self) -> BTreeMap<(String, QueryType), u64> {
+    /// Polls counted so far per configured pair.
+    fn poll_counts(&self) -> BTreeMap<PairKey, u64> {
         let pairs = self.store.pairs();
         self.pairs
+            .lock()
+            .expect("pairs lock")
             .iter()
             .map(|k| (k.clone(), pairs.get(k).map_or(0, |p| p.polls)))
             .collect()
     }
 
-    /// Waits until every pair has finished at least `n` polls.
+    /// Waits until every configured pair has finished at least `n` polls.
     pub async fn wait_for_polls(&self, n: u64) {
         let mut done = self.store.subscribe_polls();
         while self.poll_counts().values().any(|&c| c < n) {
@@ -97,7 +276,7 @@ impl Exporter {
     pub async fn poll_now(&self) {
         let before = self.poll_counts();
         let mut done = self.store.subscribe_polls();
-        self.scheduler.poll_now();
+        self.trigger.send_modify(|n| *n += 1);
         loop {
             let now = self.poll_counts();
             if before
@@ -112,35 +291,86 @@ impl Exporter {
         }
     }
 
-    /// Whether the latest poll of every pair succeeded.
+    /// Whether the latest poll of every configured pair succeeded.
     pub fn all_up(&self) -> bool {
         let pairs = self.store.pairs();
         self.pairs
+            .lock()
+            .expect("pairs lock")
             .iter()
             .all(|k| pairs.get(k).is_some_and(|p| p.up))
     }
 
-    /// Stops polling (the caller cancelled the shutdown token) and waits for the pollers.
-    pub async fn stopped(self) {
-        self.scheduler.join().await;
+    /// Stops every poller and waits for them.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        let mut running = self.running.lock().await;
+        for (_, account) in std::mem::take(&mut running.accounts) {
+            account.pollers.stop().await;
+        }
+    }
+}
+
+impl Reload for Exporter {
+    fn reload(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(Exporter::reload(self))
     }
 }
 
 /// The daemon: serve on the configured address until `shutdown`.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    loader: Option<ConfigLoader>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    // Registered before the socket exists: once a client can see the exporter, SIGHUP reloads.
+    #[cfg(unix)]
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let listener = TcpListener::bind(config.web.listen_address)
         .await
         .with_context(|| format!("listening on {}", config.web.listen_address))?;
-    run_on(listener, config, shutdown).await
+    let exporter = start_for_listener(&config, loader, &shutdown)?;
+    #[cfg(unix)]
+    match hup {
+        Ok(hup) => {
+            tokio::spawn(reload_on_sighup(hup, exporter.clone(), shutdown.clone()));
+        }
+        Err(e) => tracing::warn!("cannot watch SIGHUP ({e}); reload with POST /-/reload"),
+    }
+    serve_until_shutdown(listener, exporter, &config, shutdown).await
+}
+
+fn start_for_listener(
+    config: &Config,
+    loader: Option<ConfigLoader>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Arc<Exporter>> {
+    let http = http_client(config.poll.timeout).context("building the HTTP client")?;
+    Ok(Exporter::start_with(
+        config,
+        shutdown.clone(),
+        Transport::Http(http),
+        loader,
+    ))
 }
 
 /// The daemon on a given socket (tests bind `127.0.0.1:0`).
 pub async fn run_on(
     listener: TcpListener,
     config: Config,
+    loader: Option<ConfigLoader>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let exporter = Exporter::start(&config, shutdown.clone())?;
+    let exporter = start_for_listener(&config, loader, &shutdown)?;
+    serve_until_shutdown(listener, exporter, &config, shutdown).await
+}
+
+async fn serve_until_shutdown(
+    listener: TcpListener,
+    exporter: Arc<Exporter>,
+    config: &Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     tracing::info!(
         address = %listener.local_addr()?,
         path = %config.web.telemetry_path,
@@ -148,13 +378,39 @@ pub async fn run_on(
         interval = %humantime::format_duration(config.poll.interval),
         "serving"
     );
-    crate::server::serve(listener, exporter.router(), shutdown)
-        .await
-        .context("serving HTTP")?;
-    // Stop pollers within a bounded time: an in-flight API call is abandoned, not awaited.
-    let _ = tokio::time::timeout(Duration::from_secs(3), exporter.stopped()).await;
+    let server = crate::server::serve(listener, exporter.router(), shutdown.clone());
+    // In-flight scrapes get a grace period; a client that holds its connection longer is cut off.
+    let grace = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served.context("serving HTTP")?,
+        () = grace => tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after shutdown; closing them"),
+    }
+    exporter.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    exporter: Arc<Exporter>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            got = hup.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                tracing::info!("SIGHUP: reloading the configuration");
+                let _ = exporter.reload().await;
+            }
+        }
+    }
 }
 
 /// `--once`: poll every pair once, return the exposition and whether every poll succeeded.
@@ -162,9 +418,8 @@ pub async fn once(config: &Config) -> anyhow::Result<(bytes::Bytes, bool)> {
     let shutdown = CancellationToken::new();
     let exporter = Exporter::start(config, shutdown.clone())?;
     exporter.wait_for_polls(1).await;
-    shutdown.cancel();
     let ok = exporter.all_up();
     let text = exporter.store().exposition().text.clone();
-    exporter.stopped().await;
+    exporter.stop().await;
     Ok((text, ok))
 }

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -37,14 +38,24 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         listen_address: cli.listen_address.clone(),
         telemetry_path: cli.telemetry_path.clone(),
     };
-    let env = config::process_env();
     let shutdown = CancellationToken::new();
-    let mut raw = config::load_raw(cli.config_file.as_deref(), env.clone())?;
-    if cli.demo {
-        let endpoint = demo::start_simulator(shutdown.clone()).await?;
-        demo::apply(&mut raw, &endpoint);
-    }
-    let config = config::Config::validate(raw, &overrides, &env)?;
+    cancel_on_signal(shutdown.clone())?;
+    let demo_endpoint = if cli.demo {
+        Some(demo::start_simulator(shutdown.clone()).await?)
+    } else {
+        None
+    };
+    // The same steps at start and at every reload: file, environment, demo, flags.
+    let file = cli.config_file.clone();
+    let loader: app::ConfigLoader = Arc::new(move || {
+        let env = config::process_env();
+        let mut raw = config::load_raw(file.as_deref(), env.clone())?;
+        if let Some(endpoint) = &demo_endpoint {
+            demo::apply(&mut raw, endpoint);
+        }
+        Ok(config::Config::validate(raw, &overrides, &env)?)
+    });
+    let config = loader()?;
 
     if cli.check_config {
         print!("{}", config.to_redacted_toml());
@@ -63,34 +74,35 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         });
     }
 
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
-    app::run(config, shutdown).await?;
+    app::run(config, Some(loader), shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM or SIGINT: stop polling, finish in-flight scrapes, exit 0.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-                }
-            }
-            Err(e) => {
-                tracing::warn!("cannot watch SIGTERM ({e}); only SIGINT stops gracefully");
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// SIGTERM or SIGINT: stop polling, finish in-flight scrapes, exit 0. The handlers are
+/// registered before anything listens, so a signal that arrives early is never the default
+/// (fatal) one.
+#[cfg(unix)]
+fn cancel_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("watching SIGINT")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
-    }
-    #[cfg(not(unix))]
-    {
+        shutdown.cancel();
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn cancel_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
+    tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
-    }
-    shutdown.cancel();
+        shutdown.cancel();
+    });
+    Ok(())
 }
 
 fn init_logging(cli: &Cli) {

@@ -40,6 +40,8 @@ pub struct ExporterMetrics {
     errors: IntCounterVec,
     duration: HistogramVec,
     invalid_fields: IntCounterVec,
+    reload_successful: prometheus::IntGauge,
+    reload_success_time: prometheus::Gauge,
 }
 
 impl ExporterMetrics {
@@ -89,6 +91,24 @@ impl ExporterMetrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::REVISION])
             .set(1);
+        let reload_successful = prometheus::IntGauge::new(
+            "tencent_live_exporter_config_last_reload_successful",
+            "1 when the last configuration reload (SIGHUP or POST /-/reload) succeeded, else 0.",
+        )
+        .expect("valid metric");
+        reload_successful.set(1);
+        let reload_success_time = prometheus::Gauge::new(
+            "tencent_live_exporter_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load (start or reload).",
+        )
+        .expect("valid metric");
+        reload_success_time.set(unix_now());
+        registry
+            .register(Box::new(reload_successful.clone()))
+            .expect("unique");
+        registry
+            .register(Box::new(reload_success_time.clone()))
+            .expect("unique");
         for c in [&requests, &errors, &invalid_fields] {
             registry.register(Box::new(c.clone())).expect("unique");
         }
@@ -102,6 +122,16 @@ impl ExporterMetrics {
             errors,
             duration,
             invalid_fields,
+            reload_successful,
+            reload_success_time,
+        }
+    }
+
+    /// Records the outcome of a configuration reload.
+    pub fn reload_result(&self, ok: bool) {
+        self.reload_successful.set(i64::from(ok));
+        if ok {
+            self.reload_success_time.set(unix_now());
         }
     }
 
@@ -142,6 +172,13 @@ impl Default for ExporterMetrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// A family built afresh for one encoding: series of vanished packages simply are not in it.

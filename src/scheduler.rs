@@ -3,6 +3,7 @@
 //! A pair's poll runs inside its own loop, so it is never started twice; ticks missed while a
 //! poll ran are skipped, not burst; the first polls of many accounts are spread over a few
 //! seconds. All pairs of an account share one [`LiveClient`] and so one request budget.
+//! Accounts start and stop independently, which is what a reload needs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,47 +22,67 @@ use crate::tencent::client::{ApiError, LiveClient};
 /// Spacing of the first polls of successive accounts.
 pub const FIRST_POLL_SPREAD: Duration = Duration::from_millis(250);
 
-/// The running pollers.
-pub struct Scheduler {
-    tasks: JoinSet<()>,
-    /// Bumped to make every pair poll now (tests, and reloads later).
-    trigger: watch::Sender<u64>,
+/// The spacing of first polls for `accounts` accounts: at most [`FIRST_POLL_SPREAD`], and all of
+/// them within one interval.
+pub fn first_poll_spread(interval: Duration, accounts: usize) -> Duration {
+    FIRST_POLL_SPREAD.min(interval / (accounts.max(1) as u32))
 }
 
-impl Scheduler {
-    /// Starts a poller per (client, query type) pair.
+/// The pollers of one account: one task per query type, stopped together.
+pub struct AccountPollers {
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl AccountPollers {
+    /// Starts a poller per configured query type. `shutdown` stops them too (they run under a
+    /// child token); `trigger` makes them poll now.
     pub fn spawn(
-        clients: &[Arc<LiveClient>],
+        client: Arc<LiveClient>,
         poll: &PollConfig,
         store: Arc<Store>,
-        shutdown: CancellationToken,
-    ) -> Scheduler {
-        let trigger = watch::Sender::new(0);
+        trigger: &watch::Sender<u64>,
+        shutdown: &CancellationToken,
+        first_delay: Duration,
+    ) -> AccountPollers {
+        let cancel = shutdown.child_token();
         let mut tasks = JoinSet::new();
-        let spread = FIRST_POLL_SPREAD.min(poll.interval / (clients.len().max(1) as u32));
-        for (i, client) in clients.iter().enumerate() {
-            for &query in &poll.package_types {
-                let pair = PairPoller {
-                    client: client.clone(),
-                    query,
-                    poll: poll.clone(),
-                    store: store.clone(),
-                    first_delay: spread * i as u32,
-                };
-                tasks.spawn(pair.run(trigger.subscribe(), shutdown.clone()));
-            }
+        for &query in &poll.package_types {
+            let pair = PairPoller {
+                client: client.clone(),
+                query,
+                poll: poll.clone(),
+                store: store.clone(),
+                first_delay,
+            };
+            tasks.spawn(pair.run(trigger.subscribe(), cancel.clone()));
         }
-        Scheduler { tasks, trigger }
+        AccountPollers { cancel, tasks }
     }
 
-    /// Makes every pair poll as soon as its current poll (if any) is done.
-    pub fn poll_now(&self) {
-        self.trigger.send_modify(|n| *n += 1);
-    }
-
-    /// Waits for every poller to stop (after shutdown was cancelled).
-    pub async fn join(mut self) {
+    /// Stops the pollers: an in-flight poll is abandoned (its pair keeps its last result).
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Republishes when a pair's package series turn stale, so they vanish on time even while no
+/// poll of that pair ends (a long outage with slow retries).
+pub async fn sweep_staleness(store: Arc<Store>, shutdown: CancellationToken) {
+    let mut published = store.subscribe_published();
+    loop {
+        let deadline = store.next_stale_deadline();
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = published.changed() => if changed.is_err() { return },
+            () = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => store.publish(),
+        }
     }
 }
 
@@ -145,7 +166,7 @@ fn log_failure(account: &str, query: QueryType, error: &PollError, transition: T
         PollError::Api { error, .. } => {
             (error.code(), error.request_id().unwrap_or("-").to_owned())
         }
-        PollError::PageCap { .. } => ("page_cap".into(), "-".into()),
+        other => (other.code(), "-".into()),
     };
     let hint = match error {
         PollError::Api {

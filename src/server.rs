@@ -2,36 +2,59 @@
 //!
 //! Handlers never call the API and never encode: a scrape clones an `Arc` and writes bytes.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::CONTENT_TYPE;
 use crate::store::Store;
 
+/// Something that re-reads the configuration (the exporter; a stub in tests).
+pub trait Reload: Send + Sync + 'static {
+    fn reload(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+}
+
 #[derive(Clone)]
 struct AppState {
     store: Arc<Store>,
     telemetry_path: Arc<str>,
+    reload: Arc<dyn Reload>,
 }
 
 /// The exporter's routes. Other methods on these paths get 405 (axum's method router).
-pub fn router(store: Arc<Store>, telemetry_path: &str) -> Router {
+pub fn router(store: Arc<Store>, telemetry_path: &str, reload: Arc<dyn Reload>) -> Router {
     let state = AppState {
         store,
         telemetry_path: telemetry_path.into(),
+        reload,
     };
     Router::new()
         .route(telemetry_path, get(metrics))
         .route("/", get(landing))
         .route("/healthz", get(healthz))
+        .route("/-/reload", post(reload_config))
         .with_state(state)
+}
+
+/// `POST /-/reload`: 200 when the new configuration runs, 500 with the reason when it was
+/// refused (the running configuration stays), as Prometheus does.
+async fn reload_config(State(state): State<AppState>) -> Response {
+    match state.reload.reload().await {
+        Ok(()) => (StatusCode::OK, "configuration reloaded\n").into_response(),
+        Err(reason) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload failed, the running configuration stays: {reason}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -95,14 +118,34 @@ mod tests {
     use std::time::Duration;
     use tower::ServiceExt;
 
-    fn app() -> Router {
+    struct StubReload(bool);
+
+    impl Reload for StubReload {
+        fn reload(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+            let ok = self.0;
+            Box::pin(async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err("accounts[0].name: must not be empty".into())
+                }
+            })
+        }
+    }
+
+    fn app_with(reload_ok: bool) -> Router {
         router(
             Arc::new(Store::new(
                 Arc::new(ExporterMetrics::new()),
                 Duration::from_secs(900),
             )),
             "/custom/metrics",
+            Arc::new(StubReload(reload_ok)),
         )
+    }
+
+    fn app() -> Router {
+        app_with(true)
     }
 
     async fn call(method: Method, uri: &str) -> (StatusCode, Option<String>, String) {
@@ -159,6 +202,26 @@ mod tests {
             StatusCode::METHOD_NOT_ALLOWED
         );
         assert_eq!(call(Method::GET, "/metrics").await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn reload_answers_200_or_500_with_the_reason_and_only_to_post() {
+        let resp = app_with(true)
+            .oneshot(Request::post("/-/reload").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let resp = app_with(false)
+            .oneshot(Request::post("/-/reload").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains("accounts[0].name"));
+        assert_eq!(
+            call(Method::GET, "/-/reload").await.0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 
     #[test]

@@ -89,10 +89,19 @@ impl From<CredentialError> for ApiError {
     }
 }
 
+/// How a request reaches the API.
+#[derive(Clone)]
+pub enum Transport {
+    /// HTTPS (or HTTP to a local simulator) with reqwest and rustls; one shared connection pool.
+    Http(reqwest::Client),
+    /// An in-process service, such as the simulator's router: no sockets, so tests can pause
+    /// time and still run signing, budget, deadline, size cap and parsing exactly as in production.
+    InProcess(axum::Router),
+}
+
 /// A client for one account. Cheap to share: pollers of the account hold it in an `Arc`.
 pub struct LiveClient {
-    /// Shared connection pool (keep-alive across pages and polls).
-    http: reqwest::Client,
+    transport: Transport,
     /// Where `POST /` goes.
     endpoint: Url,
     /// The `Host` header as reqwest sends it (port included when not the default), for signing.
@@ -109,7 +118,7 @@ pub struct LiveClient {
 
 impl LiveClient {
     pub fn new(
-        http: reqwest::Client,
+        transport: Transport,
         endpoint: Url,
         credentials: CredentialSource,
         budget: Arc<Budget>,
@@ -119,7 +128,7 @@ impl LiveClient {
     ) -> Self {
         let host = host_header(&endpoint);
         LiveClient {
-            http,
+            transport,
             endpoint,
             host,
             credentials,
@@ -221,37 +230,86 @@ impl LiveClient {
     }
 
     async fn send(&self, headers: HeaderMap, body: Vec<u8>) -> Result<Vec<u8>, ApiError> {
-        let mut response = self
-            .http
-            .post(self.endpoint.clone())
-            .headers(headers)
-            .body(body)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| transport_error(&e, self.timeout))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(ApiError::Http(status.as_u16()));
+        match &self.transport {
+            Transport::Http(http) => {
+                let mut response = http
+                    .post(self.endpoint.clone())
+                    .headers(headers)
+                    .body(body)
+                    .timeout(self.timeout)
+                    .send()
+                    .await
+                    .map_err(|e| transport_error(&e, self.timeout))?;
+                check_head(response.status().as_u16(), response.content_length())?;
+                let mut limited = LimitedBody::default();
+                while let Some(chunk) = response
+                    .chunk()
+                    .await
+                    .map_err(|e| transport_error(&e, self.timeout))?
+                {
+                    limited.push(&chunk)?;
+                }
+                Ok(limited.bytes)
+            }
+            Transport::InProcess(router) => {
+                use http_body_util::BodyExt as _;
+                use tower::ServiceExt as _;
+                let mut request = axum::http::Request::post("/")
+                    .body(axum::body::Body::from(body))
+                    .map_err(|e| ApiError::Connect(e.to_string()))?;
+                *request.headers_mut() = headers;
+                let host = HeaderValue::from_str(&self.host)
+                    .map_err(|e| ApiError::Connect(e.to_string()))?;
+                request.headers_mut().insert(reqwest::header::HOST, host);
+                let response = router
+                    .clone()
+                    .oneshot(request)
+                    .await
+                    .map_err(|e| ApiError::Connect(e.to_string()))?;
+                let length = response
+                    .headers()
+                    .get(reqwest::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                check_head(response.status().as_u16(), length)?;
+                let mut body = response.into_body();
+                let mut limited = LimitedBody::default();
+                while let Some(frame) = body.frame().await {
+                    let frame =
+                        frame.map_err(|e| ApiError::Decode(format!("answer cut off: {e}")))?;
+                    if let Some(data) = frame.data_ref() {
+                        limited.push(data)?;
+                    }
+                }
+                Ok(limited.bytes)
+            }
         }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-        {
+    }
+}
+
+/// Refuses a non-2xx status, or a declared length over the cap, before reading any body.
+fn check_head(status: u16, content_length: Option<u64>) -> Result<(), ApiError> {
+    if !(200..300).contains(&status) {
+        return Err(ApiError::Http(status));
+    }
+    if content_length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::TooLarge);
+    }
+    Ok(())
+}
+
+/// A body read chunk by chunk that refuses to grow past [`MAX_BODY_BYTES`].
+#[derive(Default)]
+struct LimitedBody {
+    bytes: Vec<u8>,
+}
+
+impl LimitedBody {
+    fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        if self.bytes.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(ApiError::TooLarge);
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| transport_error(&e, self.timeout))?
-        {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(ApiError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
     }
 }
 

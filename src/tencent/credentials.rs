@@ -61,6 +61,15 @@ impl CredentialSource {
         }
     }
 
+    /// Whether a reload left this source as it was (compares the secrets, never prints them).
+    pub fn same_as(&self, other: &CredentialSource) -> bool {
+        match (self, other) {
+            (CredentialSource::Static(a), CredentialSource::Static(b)) => {
+                a.secret_id == b.secret_id && a.key() == b.key() && a.token() == b.token()
+            }
+        }
+    }
+
     /// A short name for logs and `--check-config`.
     pub fn name(&self) -> &'static str {
         match self {

@@ -589,6 +589,93 @@ mod tests {
         );
     }
 
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|v| json_number(v as f64, Some(v))),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|v| json_number(v, None)),
+            ".{0,12}".prop_map(Value::String),
+            // Strings that look like the fields' real values.
+            prop_oneof![
+                Just("2024-07-16 18:46:08"),
+                Just("204,x,-1"),
+                Just("Id"),
+                Just("")
+            ]
+            .prop_map(|s| Value::String(s.into())),
+        ];
+        let keys = prop_oneof![
+            Just("Response"),
+            Just("LivePackageInfoList"),
+            Just("Id"),
+            Just("Type"),
+            Just("Status"),
+            Just("Total"),
+            Just("Used"),
+            Just("Left"),
+            Just("BuyTime"),
+            Just("ExpireTime"),
+            Just("WillRenew"),
+            Just("RenewalResult"),
+            Just("TotalPage"),
+            Just("TotalNum"),
+            Just("PackageBillMode"),
+            Just("FluxPackageBillMode"),
+            Just("Error"),
+            Just("Code"),
+            Just("RequestId"),
+        ]
+        .prop_map(str::to_owned);
+        leaf.prop_recursive(5, 64, 8, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                proptest::collection::btree_map(keys.clone(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn json_number(f: f64, i: Option<i64>) -> Value {
+        match i {
+            Some(i) => Value::from(i),
+            None => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any JSON value, bare or as the `Response`, never panics the parser.
+        #[test]
+        fn any_json_answer_never_panics(v in any_json()) {
+            for query in QueryType::ALL {
+                let bare = serde_json::to_vec(&v).unwrap();
+                let _ = parse_answer(&bare, query);
+                let wrapped = serde_json::to_vec(&serde_json::json!({"Response": v.clone()})).unwrap();
+                let _ = parse_answer(&wrapped, query);
+                let listed = serde_json::to_vec(&serde_json::json!({"Response": {"LivePackageInfoList": [v.clone(), v.clone()]}})).unwrap();
+                if let Ok(a) = parse_answer(&listed, query) {
+                    proptest::prop_assert_eq!(a.listed, 2);
+                    // Whatever was exported is exact in an f64 and non-negative.
+                    for p in &a.packages {
+                        for amount in [p.quota, p.used, p.remaining].into_iter().flatten() {
+                            proptest::prop_assert!(amount <= MAX_EXACT);
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Arbitrary bytes never panic it either.
+        #[test]
+        fn any_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = parse_answer(&bytes, QueryType::Traffic);
+        }
+    }
+
     #[test]
     fn garbage_is_a_decode_error() {
         for body in [
