@@ -59,7 +59,7 @@ async fn the_exposition_passes_promtool_check_metrics_with_no_finding() {
             ("lint", "AKIDlint", "lint-key"),
             ("broken", "AKIDunknown", "x"),
         ],
-        |_| {},
+        "",
     )
     .await;
     h.first_polls().await;

@@ -79,10 +79,7 @@ fn pair(metric: &str, account: &str, query: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_accounts_every_type_exact_values_then_changes_on_the_next_poll() {
-    let h = Harness::start(simulator(), &[ALPHA, BETA], |raw| {
-        raw.poll.page_size = Some(10)
-    })
-    .await;
+    let h = Harness::start(simulator(), &[ALPHA, BETA], "page_size = 10").await;
     h.first_polls().await;
     let m = h.scrape().await;
 
@@ -425,7 +422,7 @@ async fn two_accounts_every_type_exact_values_then_changes_on_the_next_poll() {
 
 #[tokio::test]
 async fn health_landing_and_content_type_over_http() {
-    let h = Harness::start(simulator(), &[ALPHA], |_| {}).await;
+    let h = Harness::start(simulator(), &[ALPHA], "").await;
     let resp = h.get("/metrics").await;
     assert_eq!(
         resp.headers()["content-type"],

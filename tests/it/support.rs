@@ -1,76 +1,143 @@
-//! The harness: a simulator and a real exporter serving on `127.0.0.1:0`.
+//! The harness: a simulator and a real exporter, either over loopback sockets (real time) or
+//! with the in-process transport (no sockets, so `tokio::time::pause` controls every clock).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use secrecy::SecretString;
-use tencent_live_exporter::app::Exporter;
-use tencent_live_exporter::config::{Config, Overrides, RawAccount, RawConfig};
+use axum::body::Body;
+use http_body_util::BodyExt;
+use tencent_live_exporter::app::{ConfigLoader, Exporter};
+use tencent_live_exporter::config::{self, Overrides};
 use tencent_live_exporter::simulator::Simulator;
+use tencent_live_exporter::tencent::client::{Transport, http_client};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 /// Generous bound on anything a test waits for; a hang fails instead of blocking CI.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-pub struct Harness {
-    pub sim: Simulator,
-    pub exporter: Exporter,
-    /// Base URL of the exporter's HTTP server.
-    pub url: String,
-    pub shutdown: CancellationToken,
-    http: reqwest::Client,
-}
-
 /// An account of the simulator and the exporter: (name, secret_id, secret_key).
 pub type Account = (&'static str, &'static str, &'static str);
 
+/// The endpoint of the in-process simulator (its Host header is signed like any other).
+pub const IN_PROCESS_ENDPOINT: &str = "http://live.simulator.test";
+
+pub struct Harness {
+    pub sim: Simulator,
+    pub exporter: Arc<Exporter>,
+    /// Base URL of the exporter's HTTP server; `None` in process.
+    pub url: Option<String>,
+    /// The exporter's routes, for in-process scrapes.
+    pub router: axum::Router,
+    pub shutdown: CancellationToken,
+    /// The configuration file the exporter reloads from.
+    pub config_path: PathBuf,
+    endpoint: String,
+    http: reqwest::Client,
+}
+
+/// A configuration file for `accounts` at `endpoint`; `poll` is extra `[poll]` lines. The interval
+/// is an hour unless `poll` says otherwise: tests make polls happen with `poll_now`.
+pub fn config_toml(accounts: &[Account], endpoint: &str, poll: &str) -> String {
+    let mut s = String::from("[poll]\n");
+    if !poll.contains("interval") {
+        s.push_str("interval = \"1h\"\n");
+    }
+    s.push_str(poll);
+    s.push('\n');
+    for (name, id, key) in accounts {
+        s.push_str(&format!(
+            "[[accounts]]\nname = \"{name}\"\nsecret_id = \"{id}\"\nsecret_key = \"{key}\"\nendpoint = \"{endpoint}\"\n"
+        ));
+    }
+    s
+}
+
+fn temp_config_path() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!("tle-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("config-{}.toml", N.fetch_add(1, Ordering::Relaxed)))
+}
+
 impl Harness {
-    /// Starts the simulator and an exporter for `accounts`; `tune` adjusts the raw config.
-    /// The poll interval is an hour: tests make polls happen with `poll_now`.
-    pub async fn start(
-        sim: Simulator,
-        accounts: &[Account],
-        tune: impl FnOnce(&mut RawConfig),
-    ) -> Harness {
+    /// Simulator and exporter over loopback sockets, in real time.
+    pub async fn start(sim: Simulator, accounts: &[Account], poll: &str) -> Harness {
         let shutdown = CancellationToken::new();
         let sim_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim_url = format!("http://{}", sim_listener.local_addr().unwrap());
+        let endpoint = format!("http://{}", sim_listener.local_addr().unwrap());
         tokio::spawn(sim.clone().serve(sim_listener, shutdown.clone()));
-
-        let mut raw = RawConfig::default();
-        raw.poll.interval = Some("1h".into());
-        raw.accounts = Some(
-            accounts
-                .iter()
-                .map(|(name, id, key)| RawAccount {
-                    name: (*name).into(),
-                    secret_id: Some((*id).into()),
-                    secret_key: Some(SecretString::from(*key)),
-                    endpoint: Some(sim_url.clone()),
-                })
-                .collect(),
-        );
-        tune(&mut raw);
-        let config = Config::validate(raw, &Overrides::default(), &BTreeMap::new())
-            .expect("valid test config");
-        let exporter = Exporter::start(&config, shutdown.clone()).expect("exporter starts");
+        let mut h = Self::build(sim, accounts, poll, endpoint, shutdown, None);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        h.url = Some(format!("http://{}", listener.local_addr().unwrap()));
         tokio::spawn(tencent_live_exporter::server::serve(
             listener,
-            exporter.router(),
-            shutdown.clone(),
+            h.router.clone(),
+            h.shutdown.clone(),
         ));
+        h
+    }
+
+    /// Simulator and exporter in process: no sockets, so paused time drives everything.
+    pub fn in_process(sim: Simulator, accounts: &[Account], poll: &str) -> Harness {
+        let transport = Transport::InProcess(sim.router());
+        Self::build(
+            sim,
+            accounts,
+            poll,
+            IN_PROCESS_ENDPOINT.into(),
+            CancellationToken::new(),
+            Some(transport),
+        )
+    }
+
+    fn build(
+        sim: Simulator,
+        accounts: &[Account],
+        poll: &str,
+        endpoint: String,
+        shutdown: CancellationToken,
+        transport: Option<Transport>,
+    ) -> Harness {
+        let config_path = temp_config_path();
+        std::fs::write(&config_path, config_toml(accounts, &endpoint, poll)).unwrap();
+        let path = config_path.clone();
+        let loader: ConfigLoader = Arc::new(move || {
+            Ok(config::load(
+                Some(&path),
+                &Overrides::default(),
+                BTreeMap::new(),
+            )?)
+        });
+        let config = loader().expect("valid test config");
+        let transport =
+            transport.unwrap_or_else(|| Transport::Http(http_client(config.poll.timeout).unwrap()));
+        let exporter = Exporter::start_with(&config, shutdown.clone(), transport, Some(loader));
+        let router = exporter.router();
         Harness {
             sim,
             exporter,
-            url,
+            url: None,
+            router,
             shutdown,
+            config_path,
+            endpoint,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Rewrites the configuration file (same endpoint) for the next reload.
+    pub fn rewrite_config(&self, accounts: &[Account], poll: &str) {
+        std::fs::write(
+            &self.config_path,
+            config_toml(accounts, &self.endpoint, poll),
+        )
+        .unwrap();
     }
 
     pub async fn first_polls(&self) {
@@ -86,17 +153,37 @@ impl Harness {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
+        let url = self.url.as_ref().expect("socket harness");
         self.http
-            .get(format!("{}{path}", self.url))
+            .get(format!("{url}{path}"))
             .send()
             .await
             .expect("exporter answers")
     }
 
+    /// One request through the exporter's router (no socket): (status, body).
+    pub async fn call(&self, method: &str, path: &str) -> (u16, String) {
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
     pub async fn scrape_text(&self) -> String {
-        let resp = self.get("/metrics").await;
-        assert_eq!(resp.status(), 200);
-        resp.text().await.unwrap()
+        if self.url.is_some() {
+            let resp = self.get("/metrics").await;
+            assert_eq!(resp.status(), 200);
+            resp.text().await.unwrap()
+        } else {
+            let (status, body) = self.call("GET", "/metrics").await;
+            assert_eq!(status, 200);
+            body
+        }
     }
 
     pub async fn scrape(&self) -> Samples {
@@ -107,6 +194,7 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        let _ = std::fs::remove_file(&self.config_path);
     }
 }
 
@@ -115,6 +203,7 @@ impl Drop for Harness {
 pub struct Samples(pub BTreeMap<String, f64>);
 
 impl Samples {
+    /// Parses an exposition; a duplicate series fails the test (Prometheus would reject it).
     pub fn parse(text: &str) -> Samples {
         let mut map = BTreeMap::new();
         for line in text

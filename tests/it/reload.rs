@@ -1,0 +1,176 @@
+//! Reloads: accounts added, removed or changed start, stop or restart their pollers; the rest
+//! keep their series and schedule; a bad file keeps the running configuration. In process, with
+//! paused time.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tencent_live_exporter::simulator::Simulator;
+
+use crate::support::{Account, Harness};
+
+const A: Account = ("a", "AKIDreloadA000000000000000000000000", "key-a");
+const B: Account = ("b", "AKIDreloadB000000000000000000000000", "key-b");
+const C: Account = ("c", "AKIDreloadC000000000000000000000000", "key-c");
+
+fn sim() -> Simulator {
+    let sim = Simulator::new();
+    for (name, id, key) in [A, B, C] {
+        sim.add_account(id, key);
+        sim.set_packages(id, 0, vec![json!({"Id": format!("{name}-1"), "Type": 0, "Status": 1, "Total": 100, "Used": 1, "Left": 99})]);
+    }
+    sim
+}
+
+fn calls_of(sim: &Simulator, id: &str) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.secret_id.as_deref() == Some(id))
+        .count()
+}
+
+fn quota(account: &str) -> String {
+    format!(
+        r#"tencent_live_package_quota_bytes{{account="{account}",package_type="traffic",package_id="{account}-1",status="in_use"}}"#
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_starts_stops_and_restarts_only_what_changed() {
+    let h = Harness::in_process(
+        sim(),
+        &[A, B],
+        "interval = \"5m\"\npackage_types = [\"traffic\"]",
+    );
+    h.first_polls().await;
+    assert_eq!((calls_of(&h.sim, A.1), calls_of(&h.sim, B.1)), (1, 1));
+
+    // Half an interval later: remove B, add C. A keeps its series and its schedule.
+    tokio::time::advance(Duration::from_secs(150)).await;
+    h.rewrite_config(&[A, C], "interval = \"5m\"\npackage_types = [\"traffic\"]");
+    let (status, body) = h.call("POST", "/-/reload").await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::timeout(Duration::from_secs(5), h.exporter.wait_for_polls(1))
+        .await
+        .expect("C polls at once");
+    let m = h.scrape().await;
+    assert_eq!(m.value(&quota("a")), 100.0);
+    assert_eq!(m.value(&quota("c")), 100.0);
+    assert_eq!(m.get(&quota("b")), None, "a removed account's series go");
+    assert!(
+        !m.0.keys()
+            .any(|k| k.contains("account=\"b\"") && k.starts_with("tencent_live_up"))
+    );
+    assert_eq!(
+        calls_of(&h.sim, A.1),
+        1,
+        "an unchanged account is not polled by the reload"
+    );
+    assert_eq!(
+        m.value("tencent_live_exporter_config_last_reload_successful"),
+        1.0
+    );
+
+    // A's next tick is still at 5m from its start, not 5m from the reload.
+    tokio::time::sleep(Duration::from_secs(151)).await;
+    assert_eq!(calls_of(&h.sim, A.1), 2, "A kept its schedule");
+    assert_eq!(
+        calls_of(&h.sim, C.1),
+        1,
+        "C started at the reload, so it is not due yet"
+    );
+    assert_eq!(calls_of(&h.sim, B.1), 1, "B stopped");
+
+    // A changed key restarts A (which polls at once with the new key).
+    h.sim.add_account(A.1, "key-a2");
+    h.sim.set_packages(
+        A.1,
+        0,
+        vec![json!({"Id": "a-1", "Type": 0, "Status": 1, "Total": 200, "Used": 1, "Left": 199})],
+    );
+    h.rewrite_config(
+        &[("a", A.1, "key-a2"), C],
+        "interval = \"5m\"\npackage_types = [\"traffic\"]",
+    );
+    assert_eq!(h.call("POST", "/-/reload").await.0, 200);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while calls_of(&h.sim, A.1) < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("A restarted");
+    h.exporter.wait_for_polls(1).await;
+    let m = h.scrape().await;
+    assert_eq!(m.value(&quota("a")), 200.0);
+    assert_eq!(
+        m.value(r#"tencent_live_up{account="a",package_type="traffic"}"#),
+        1.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_file_keeps_the_running_configuration_and_says_why() {
+    let h = Harness::in_process(sim(), &[A], "package_types = [\"traffic\"]");
+    h.first_polls().await;
+    std::fs::write(&h.config_path, "[poll]\npage_size = 5\n").unwrap();
+    let (status, body) = h.call("POST", "/-/reload").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("poll.page_size"), "{body}");
+    let m = h.scrape().await;
+    assert_eq!(
+        m.value("tencent_live_exporter_config_last_reload_successful"),
+        0.0
+    );
+    assert_eq!(m.value(&quota("a")), 100.0, "series stay");
+    h.poll_now().await;
+    assert_eq!(
+        calls_of(&h.sim, A.1),
+        2,
+        "the old configuration still polls"
+    );
+
+    // Fixing the file restores a good reload.
+    h.rewrite_config(&[A], "package_types = [\"traffic\"]");
+    let before = h
+        .scrape()
+        .await
+        .value("tencent_live_exporter_config_last_reload_success_timestamp_seconds");
+    assert_eq!(h.call("POST", "/-/reload").await.0, 200);
+    let m = h.scrape().await;
+    assert_eq!(
+        m.value("tencent_live_exporter_config_last_reload_successful"),
+        1.0
+    );
+    assert!(
+        m.value("tencent_live_exporter_config_last_reload_success_timestamp_seconds") >= before
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn changing_package_types_drops_and_adds_pairs() {
+    let h = Harness::in_process(sim(), &[A], "package_types = [\"traffic\", \"transcode\"]");
+    h.first_polls().await;
+    assert!(
+        h.scrape()
+            .await
+            .get(r#"tencent_live_up{account="a",package_type="transcode"}"#)
+            .is_some()
+    );
+    h.rewrite_config(&[A], "package_types = [\"traffic\", \"co_anchoring\"]");
+    assert_eq!(h.call("POST", "/-/reload").await.0, 200);
+    h.exporter.wait_for_polls(1).await;
+    let m = h.scrape().await;
+    assert_eq!(
+        m.get(r#"tencent_live_up{account="a",package_type="transcode"}"#),
+        None
+    );
+    assert_eq!(
+        m.value(r#"tencent_live_up{account="a",package_type="co_anchoring"}"#),
+        1.0
+    );
+    assert_eq!(
+        m.value(r#"tencent_live_up{account="a",package_type="traffic"}"#),
+        1.0
+    );
+}
