@@ -534,3 +534,86 @@ fn sigterm_stops_the_daemon_gracefully_with_exit_code_zero() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// Scrapes a running binary's /metrics with a bounded number of tries.
+fn scrape_process(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Waits (bounded by PATIENCE) until the daemon's /metrics satisfies `ok`.
+fn wait_for_metrics(port: u16, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(text) = scrape_process(port).filter(|t| ok(t)) {
+            return text;
+        }
+        assert!(started.elapsed() < PATIENCE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_reloads_the_file_and_a_bad_file_keeps_the_running_configuration() {
+    let dir = std::env::temp_dir().join(format!("tle-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.toml");
+    std::fs::write(&file, "[poll]\npackage_types = [\"traffic\"]\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(BIN)
+        .args(["--demo", "--log.level", "warn", "--config.file"])
+        .arg(&file)
+        .arg("--web.listen-address")
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = Kill(child);
+    let pid = guard.0.id().to_string();
+
+    wait_for_metrics(port, "the first traffic poll", |t| {
+        t.contains(r#"tencent_live_up{account="demo",package_type="traffic"} 1"#)
+    });
+    std::fs::write(
+        &file,
+        "[poll]\npackage_types = [\"traffic\", \"co_anchoring\"]\n",
+    )
+    .unwrap();
+    assert!(run(Command::new("kill").args(["-HUP", &pid])).0);
+    let text = wait_for_metrics(port, "co_anchoring after SIGHUP", |t| {
+        t.contains(r#"tencent_live_up{account="demo",package_type="co_anchoring"} 1"#)
+    });
+    assert!(
+        text.contains("tencent_live_exporter_config_last_reload_successful 1"),
+        "{text}"
+    );
+
+    std::fs::write(&file, "[poll]\npage_size = 5000\n").unwrap();
+    assert!(run(Command::new("kill").args(["-HUP", &pid])).0);
+    let text = wait_for_metrics(port, "the failed reload", |t| {
+        t.contains("tencent_live_exporter_config_last_reload_successful 0")
+    });
+    assert!(
+        text.contains(r#"tencent_live_up{account="demo",package_type="co_anchoring"} 1"#),
+        "running configuration kept"
+    );
+    drop(guard);
+}
