@@ -17,7 +17,10 @@ use serde::Deserialize;
 
 use crate::packages::QueryType;
 use crate::poller::RetryPolicy;
-use crate::tencent::credentials::{CredentialSource, Credentials};
+use crate::tencent::credentials::{
+    self as creds, AssumeRoleSpec, BaseSource, ChainLink, CredentialSource, Credentials, OidcSpec,
+    STS_DURATION_SECONDS, SecretIdFrom, SecretKeyFrom, SourceSpec,
+};
 
 /// Defaults; `config.example.toml` documents the same values and a test keeps them equal.
 pub mod defaults {
@@ -44,6 +47,15 @@ pub const API_REQUESTS_PER_SECOND: i64 = 20;
 pub const ENV_SECRET_ID: &str = "TENCENTCLOUD_SECRET_ID";
 pub const ENV_SECRET_KEY: &str = "TENCENTCLOUD_SECRET_KEY";
 pub const ENV_TOKEN: &str = "TENCENTCLOUD_TOKEN";
+/// The profile file, when not `~/.tencentcloud/credentials`.
+pub const ENV_CREDENTIALS_FILE: &str = "TENCENTCLOUD_CREDENTIALS_FILE";
+/// TKE pod identity (OIDC), as TKE sets them in the pod.
+pub const ENV_TKE_REGION: &str = "TKE_REGION";
+pub const ENV_TKE_PROVIDER_ID: &str = "TKE_PROVIDER_ID";
+pub const ENV_TKE_WEB_IDENTITY_TOKEN_FILE: &str = "TKE_WEB_IDENTITY_TOKEN_FILE";
+pub const ENV_TKE_ROLE_ARN: &str = "TKE_ROLE_ARN";
+/// The values of `accounts[].credentials`.
+pub const CREDENTIAL_SOURCES: [&str; 6] = ["chain", "static", "env", "profile", "cvm_role", "oidc"];
 
 // ---------------------------------------------------------------------------------------------
 // Raw layer: exactly what the file and environment say, unknown keys refused.
@@ -80,7 +92,7 @@ pub struct RawPoll {
     pub max_staleness: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccount {
     pub name: String,
@@ -88,6 +100,20 @@ pub struct RawAccount {
     /// Wrapped as soon as it is read: `Debug` shows `[REDACTED]`.
     pub secret_key: Option<SecretString>,
     pub endpoint: Option<String>,
+    /// `chain` (default), `static`, `env`, `profile`, `cvm_role` or `oidc`.
+    pub credentials: Option<String>,
+    /// Mounted secrets: the SecretId / SecretKey are the file's contents (re-read on change).
+    pub secret_id_file: Option<String>,
+    pub secret_key_file: Option<String>,
+    /// `profile`: the section of the credentials file.
+    pub profile: Option<String>,
+    /// `cvm_role`: the role name (asked from the metadata service when omitted).
+    pub role: Option<String>,
+    pub metadata_endpoint: Option<String>,
+    /// STS `AssumeRole` on top of the source.
+    pub role_arn: Option<String>,
+    pub role_session_name: Option<String>,
+    pub sts_endpoint: Option<String>,
 }
 
 /// Flags that override the file (the ones the file also has).
@@ -211,6 +237,11 @@ fn int_in(
 
 /// Validates an endpoint: http(s), a host, no path beyond `/`, no query.
 pub fn endpoint(key: &str, raw: &str) -> Result<Url, ConfigError> {
+    base_url(key, raw, "the API is POSTed to /")
+}
+
+/// A base URL (http(s), a host, no path beyond `/`, no query); `hint` says what is appended.
+fn base_url(key: &str, raw: &str, hint: &str) -> Result<Url, ConfigError> {
     let url =
         Url::parse(raw.trim()).map_err(|e| fault(key, format!("{raw:?} is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -225,13 +256,397 @@ pub fn endpoint(key: &str, raw: &str) -> Result<Url, ConfigError> {
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
         return Err(fault(
             key,
-            format!("{raw:?}: give the base URL only; the API is POSTed to /"),
+            format!("{raw:?}: give the base URL only; {hint}"),
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(fault(key, "credentials do not belong in the URL"));
     }
     Ok(url)
+}
+
+/// The `TENCENTCLOUD_*` keys of `env`, when both the id and the key are set.
+fn env_credentials(env: &BTreeMap<String, String>) -> Option<Credentials> {
+    let id = env
+        .get(ENV_SECRET_ID)
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())?;
+    let secret = env
+        .get(ENV_SECRET_KEY)
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())?;
+    Some(Credentials {
+        secret_id: id.to_owned(),
+        secret_key: SecretString::from(secret.to_owned()),
+        token: env
+            .get(ENV_TOKEN)
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .map(|t| SecretString::from(t.to_owned())),
+    })
+}
+
+/// The profile file: `TENCENTCLOUD_CREDENTIALS_FILE`, else `~/.tencentcloud/credentials`.
+fn profile_file(env: &BTreeMap<String, String>) -> Result<std::path::PathBuf, String> {
+    if let Some(file) = env
+        .get(ENV_CREDENTIALS_FILE)
+        .filter(|f| !f.trim().is_empty())
+    {
+        return Ok(file.trim().into());
+    }
+    match env.get("HOME").filter(|h| !h.trim().is_empty()) {
+        Some(home) => Ok(Path::new(home.trim())
+            .join(".tencentcloud")
+            .join("credentials")),
+        None => Err(format!(
+            "no credentials file: neither {ENV_CREDENTIALS_FILE} nor HOME is set"
+        )),
+    }
+}
+
+/// TKE pod identity from `env`, or the names of the variables that are missing.
+fn oidc_spec(
+    env: &BTreeMap<String, String>,
+    session_name: &str,
+    sts_endpoint: &Url,
+) -> Result<OidcSpec, String> {
+    let names = [
+        ENV_TKE_REGION,
+        ENV_TKE_PROVIDER_ID,
+        ENV_TKE_WEB_IDENTITY_TOKEN_FILE,
+        ENV_TKE_ROLE_ARN,
+    ];
+    let values: Vec<Option<&str>> = names
+        .iter()
+        .map(|n| env.get(*n).map(|v| v.trim()).filter(|v| !v.is_empty()))
+        .collect();
+    let missing: Vec<&str> = names
+        .iter()
+        .zip(&values)
+        .filter(|(_, v)| v.is_none())
+        .map(|(n, _)| *n)
+        .collect();
+    match values.as_slice() {
+        [
+            Some(region),
+            Some(provider_id),
+            Some(token_file),
+            Some(role_arn),
+        ] => Ok(OidcSpec {
+            region: (*region).to_owned(),
+            provider_id: (*provider_id).to_owned(),
+            token_file: (*token_file).into(),
+            role_arn: (*role_arn).to_owned(),
+            session_name: session_name.to_owned(),
+            sts_endpoint: sts_endpoint.clone(),
+        }),
+        _ => Err(format!("{} not set", missing.join(", "))),
+    }
+}
+
+/// Role names, session names: letters, digits and `+=,.@-_`.
+fn name_chars_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+}
+
+/// Validates where one account's credentials come from. Secrets stay wrapped; files named here
+/// are read once now, so that a missing or empty one is refused at start, not at the first poll.
+fn account_credentials(
+    key: &str,
+    name: &str,
+    a: RawAccount,
+    env: &BTreeMap<String, String>,
+) -> Result<CredentialSource, ConfigError> {
+    let k = |sub: &str| format!("{key}.{sub}");
+    let static_keys = [
+        ("secret_id", a.secret_id.is_some()),
+        ("secret_key", a.secret_key.is_some()),
+        ("secret_id_file", a.secret_id_file.is_some()),
+        ("secret_key_file", a.secret_key_file.is_some()),
+    ];
+    let first_static_key = static_keys.iter().find(|(_, set)| *set).map(|(n, _)| *n);
+    let kind = match a.credentials.as_deref().map(str::trim) {
+        None if first_static_key.is_some() => "static",
+        None => "chain",
+        Some(kind) => CREDENTIAL_SOURCES
+            .into_iter()
+            .find(|s| *s == kind)
+            .ok_or_else(|| {
+                fault(
+                    &k("credentials"),
+                    format!("{kind:?} is not one of {}", CREDENTIAL_SOURCES.join(", ")),
+                )
+            })?,
+    };
+    let only_with = |sub: &str, sources: &str| {
+        fault(
+            &k(sub),
+            format!(
+                "only used with credentials = {sources}; account {name:?} has credentials = {kind:?}"
+            ),
+        )
+    };
+    if let Some(sub) = first_static_key.filter(|_| kind != "static") {
+        return Err(only_with(sub, "\"static\""));
+    }
+    if a.profile.is_some() && !matches!(kind, "profile" | "chain") {
+        return Err(only_with("profile", "\"profile\" or \"chain\""));
+    }
+    for (sub, set) in [
+        ("role", a.role.is_some()),
+        ("metadata_endpoint", a.metadata_endpoint.is_some()),
+    ] {
+        if set && !matches!(kind, "cvm_role" | "chain") {
+            return Err(only_with(sub, "\"cvm_role\" or \"chain\""));
+        }
+    }
+
+    let sts_endpoint = base_url(
+        &k("sts_endpoint"),
+        a.sts_endpoint
+            .as_deref()
+            .unwrap_or(creds::DEFAULT_STS_ENDPOINT),
+        "STS is POSTed to /",
+    )?;
+    let session_name = a
+        .role_session_name
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or(creds::DEFAULT_ROLE_SESSION_NAME)
+        .to_owned();
+    if !(2..=128).contains(&session_name.len()) || !name_chars_ok(&session_name) {
+        return Err(fault(
+            &k("role_session_name"),
+            format!("{session_name:?}: 2 to 128 letters, digits or +=,.@-_"),
+        ));
+    }
+    let assume_role = match a.role_arn.as_deref().map(str::trim) {
+        None => None,
+        Some(arn) if arn.starts_with("qcs::cam::") && !arn.contains(char::is_whitespace) => {
+            Some(AssumeRoleSpec {
+                role_arn: arn.to_owned(),
+                session_name: session_name.clone(),
+                sts_endpoint: sts_endpoint.clone(),
+                duration_seconds: STS_DURATION_SECONDS,
+            })
+        }
+        Some(arn) => {
+            return Err(fault(
+                &k("role_arn"),
+                format!(
+                    "{arn:?} is not a role ARN like qcs::cam::uin/100000000001:roleName/live-readonly"
+                ),
+            ));
+        }
+    };
+    if assume_role.is_none() && !matches!(kind, "oidc" | "chain") {
+        for (sub, set) in [
+            ("role_session_name", a.role_session_name.is_some()),
+            ("sts_endpoint", a.sts_endpoint.is_some()),
+        ] {
+            if set {
+                return Err(fault(
+                    &k(sub),
+                    format!(
+                        "has no effect without role_arn (or credentials = \"oidc\"); account {name:?} has credentials = {kind:?}"
+                    ),
+                ));
+            }
+        }
+    }
+    let profile = a
+        .profile
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or(creds::DEFAULT_PROFILE)
+        .to_owned();
+    if profile.is_empty() || profile.contains(['[', ']']) {
+        return Err(fault(
+            &k("profile"),
+            format!("{profile:?} is not a profile name"),
+        ));
+    }
+    let role = match a.role.as_deref().map(str::trim) {
+        None => None,
+        Some(role) if name_chars_ok(role) => Some(role.to_owned()),
+        Some(role) => {
+            return Err(fault(
+                &k("role"),
+                format!("{role:?} is not a CAM role name (letters, digits, +=,.@-_)"),
+            ));
+        }
+    };
+    let metadata_endpoint = base_url(
+        &k("metadata_endpoint"),
+        a.metadata_endpoint
+            .as_deref()
+            .unwrap_or(creds::DEFAULT_METADATA_ENDPOINT),
+        "the exporter appends /latest/meta-data/cam/security-credentials/",
+    )?;
+    let no_keys_in_env = || {
+        fault(
+            key,
+            format!(
+                "account {name:?} has no secret_id/secret_key, and {ENV_SECRET_ID} / {ENV_SECRET_KEY} are not both set"
+            ),
+        )
+    };
+
+    let base = match kind {
+        "static" => static_source(key, name, a.credentials.is_some(), &a)?,
+        "env" => BaseSource::Env(env_credentials(env).ok_or_else(no_keys_in_env)?),
+        "profile" => {
+            let file = profile_file(env).map_err(|e| fault(&k("profile"), e))?;
+            creds::read_profile(&file, &profile).map_err(|e| fault(&k("profile"), e))?;
+            BaseSource::Profile { file, profile }
+        }
+        "cvm_role" => BaseSource::CvmRole {
+            role,
+            metadata_endpoint,
+        },
+        "oidc" => BaseSource::Oidc(oidc_spec(env, &session_name, &sts_endpoint).map_err(
+            |missing| {
+                fault(
+                    &k("credentials"),
+                    format!("account {name:?} has credentials = \"oidc\" (TKE pod identity), but {missing}"),
+                )
+            },
+        )?),
+        _ => BaseSource::Chain(vec![
+            ChainLink {
+                name: "env",
+                source: env_credentials(env).map(BaseSource::Env).ok_or_else(|| {
+                    format!("{ENV_SECRET_ID} / {ENV_SECRET_KEY} are not both set")
+                }),
+            },
+            ChainLink {
+                name: "profile",
+                source: profile_file(env).map(|file| BaseSource::Profile { file, profile }),
+            },
+            ChainLink {
+                name: "cvm_role",
+                source: Ok(BaseSource::CvmRole {
+                    role,
+                    metadata_endpoint,
+                }),
+            },
+            ChainLink {
+                name: "oidc",
+                source: oidc_spec(env, &session_name, &sts_endpoint).map(BaseSource::Oidc),
+            },
+        ]),
+    };
+    Ok(CredentialSource::new(SourceSpec { base, assume_role }))
+}
+
+/// `static`: each half inline or from a file (read now, to refuse a bad one at start).
+fn static_source(
+    key: &str,
+    name: &str,
+    explicit: bool,
+    a: &RawAccount,
+) -> Result<BaseSource, ConfigError> {
+    let k = |sub: &str| format!("{key}.{sub}");
+    let empty = || {
+        fault(
+            key,
+            format!("account {name:?}: secret_id and secret_key must not be empty"),
+        )
+    };
+    let secret_id = match (&a.secret_id, &a.secret_id_file) {
+        (Some(_), Some(_)) => {
+            return Err(fault(
+                &k("secret_id_file"),
+                "give secret_id or secret_id_file, not both",
+            ));
+        }
+        (Some(id), None) if id.trim().is_empty() => return Err(empty()),
+        (Some(id), None) => Some(SecretIdFrom::Inline(id.trim().to_owned())),
+        (None, Some(file)) => {
+            let path = std::path::PathBuf::from(file.trim());
+            creds::read_secret_file(&path, "secret_id_file")
+                .map_err(|e| fault(&k("secret_id_file"), e))?;
+            Some(SecretIdFrom::File(path))
+        }
+        (None, None) => None,
+    };
+    let secret_key = match (&a.secret_key, &a.secret_key_file) {
+        (Some(_), Some(_)) => {
+            return Err(fault(
+                &k("secret_key_file"),
+                "give secret_key or secret_key_file, not both",
+            ));
+        }
+        (Some(secret), None) if secret.expose_secret().trim().is_empty() => return Err(empty()),
+        (Some(secret), None) => Some(SecretKeyFrom::Inline(SecretString::from(
+            secret.expose_secret().trim().to_owned(),
+        ))),
+        (None, Some(file)) => {
+            let path = std::path::PathBuf::from(file.trim());
+            creds::read_secret_file(&path, "secret_key_file")
+                .map_err(|e| fault(&k("secret_key_file"), e))?;
+            Some(SecretKeyFrom::File(path))
+        }
+        (None, None) => None,
+    };
+    match (secret_id, secret_key) {
+        (Some(secret_id), Some(secret_key)) => Ok(BaseSource::Static {
+            secret_id,
+            secret_key,
+        }),
+        (None, None) if explicit => Err(fault(
+            key,
+            format!(
+                "account {name:?} has credentials = \"static\" but no secret_id/secret_key (or secret_id_file/secret_key_file)"
+            ),
+        )),
+        _ => Err(fault(
+            key,
+            format!(
+                "account {name:?}: give both secret_id and secret_key (each inline or as a *_file), or neither"
+            ),
+        )),
+    }
+}
+
+/// Warnings for `main` to log at start: a configuration file that holds a `secret_key` and that
+/// other users can read. Empty when there is nothing to say (or no file, or not on Unix).
+pub fn permission_warnings(file: Option<&Path>) -> Vec<String> {
+    let Some(file) = file else {
+        return Vec::new();
+    };
+    let Ok(raw) = load_raw(Some(file), BTreeMap::new()) else {
+        return Vec::new();
+    };
+    let holders: Vec<String> = raw
+        .accounts
+        .unwrap_or_default()
+        .iter()
+        .filter(|a| a.secret_key.is_some())
+        .map(|a| format!("{:?}", a.name))
+        .collect();
+    if holders.is_empty() {
+        return Vec::new();
+    }
+    let mut warnings = Vec::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(file) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o044 != 0 {
+                warnings.push(format!(
+                    "config file {} holds a secret_key (account {}) and other users can read it (mode {mode:04o}): \
+                     chmod 600 it, or use secret_key_file or another credentials source",
+                    file.display(),
+                    holders.join(", ")
+                ));
+            }
+        }
+    }
+    warnings
 }
 
 impl Config {
@@ -356,9 +771,7 @@ impl Config {
             // No accounts configured: one account `default` from the environment.
             None => vec![RawAccount {
                 name: defaults::ACCOUNT_NAME.into(),
-                secret_id: None,
-                secret_key: None,
-                endpoint: None,
+                ..RawAccount::default()
             }],
         };
         let mut names = HashSet::new();
@@ -379,52 +792,10 @@ impl Config {
                 &format!("{key}.endpoint"),
                 a.endpoint.as_deref().unwrap_or(defaults::ENDPOINT),
             )?;
-            let credentials = match (a.secret_id, a.secret_key) {
-                (Some(id), Some(secret)) => {
-                    if id.trim().is_empty() || secret.expose_secret().trim().is_empty() {
-                        return Err(fault(
-                            &key,
-                            format!("account {name:?}: secret_id and secret_key must not be empty"),
-                        ));
-                    }
-                    Credentials {
-                        secret_id: id.trim().to_owned(),
-                        secret_key: secret,
-                        token: None,
-                    }
-                }
-                (None, None) => match (env.get(ENV_SECRET_ID), env.get(ENV_SECRET_KEY)) {
-                    (Some(id), Some(secret))
-                        if !id.trim().is_empty() && !secret.trim().is_empty() =>
-                    {
-                        Credentials {
-                            secret_id: id.trim().to_owned(),
-                            secret_key: SecretString::from(secret.trim().to_owned()),
-                            token: env
-                                .get(ENV_TOKEN)
-                                .filter(|t| !t.is_empty())
-                                .map(|t| SecretString::from(t.clone())),
-                        }
-                    }
-                    _ => {
-                        return Err(fault(
-                            &key,
-                            format!(
-                                "account {name:?} has no secret_id/secret_key, and {ENV_SECRET_ID} / {ENV_SECRET_KEY} are not both set"
-                            ),
-                        ));
-                    }
-                },
-                _ => {
-                    return Err(fault(
-                        &key,
-                        format!("account {name:?}: give both secret_id and secret_key, or neither"),
-                    ));
-                }
-            };
+            let credentials = account_credentials(&key, &name, a, env)?;
             accounts.push(AccountConfig {
                 name,
-                credentials: CredentialSource::Static(credentials),
+                credentials,
                 endpoint,
             });
         }
@@ -477,15 +848,7 @@ impl Config {
         for a in &self.accounts {
             let _ = writeln!(s, "\n[[accounts]]");
             let _ = writeln!(s, "name = {:?}", a.name);
-            match &a.credentials {
-                CredentialSource::Static(c) => {
-                    let _ = writeln!(s, "secret_id = {:?}", c.secret_id);
-                    let _ = writeln!(s, "secret_key = \"[REDACTED]\"");
-                    if c.token.is_some() {
-                        let _ = writeln!(s, "# session token: [REDACTED]");
-                    }
-                }
-            }
+            write_credentials(&mut s, a.credentials.spec());
             let _ = writeln!(
                 s,
                 "endpoint = {:?}",
@@ -493,6 +856,123 @@ impl Config {
             );
         }
         s
+    }
+}
+
+/// The `[[accounts]]` lines of a credential source, as keys that parse back (secrets as
+/// `"[REDACTED]"`) and comments for what was resolved from the environment.
+fn write_credentials(s: &mut String, spec: &SourceSpec) {
+    let _ = writeln!(s, "credentials = {:?}", spec.base.name());
+    let url = |u: &Url| format!("{:?}", u.as_str().trim_end_matches('/'));
+    let mut sts: Option<(&str, &Url)> = spec
+        .assume_role
+        .as_ref()
+        .map(|r| (r.session_name.as_str(), &r.sts_endpoint));
+    let env_comment = |s: &mut String, c: &Credentials| {
+        let _ = writeln!(
+            s,
+            "# {ENV_SECRET_ID} = {:?}, {ENV_SECRET_KEY} = \"[REDACTED]\"",
+            c.secret_id
+        );
+        if c.token.is_some() {
+            let _ = writeln!(s, "# session token: [REDACTED]");
+        }
+    };
+    match &spec.base {
+        BaseSource::Static {
+            secret_id,
+            secret_key,
+        } => {
+            match secret_id {
+                SecretIdFrom::Inline(id) => {
+                    let _ = writeln!(s, "secret_id = {id:?}");
+                }
+                SecretIdFrom::File(path) => {
+                    let _ = writeln!(s, "secret_id_file = {:?}", path.display().to_string());
+                }
+            }
+            match secret_key {
+                SecretKeyFrom::Inline(_) => {
+                    let _ = writeln!(s, "secret_key = \"[REDACTED]\"");
+                }
+                SecretKeyFrom::File(path) => {
+                    let _ = writeln!(s, "secret_key_file = {:?}", path.display().to_string());
+                }
+            }
+        }
+        BaseSource::Env(c) => env_comment(s, c),
+        BaseSource::Profile { file, profile } => {
+            let _ = writeln!(s, "profile = {profile:?}");
+            let _ = writeln!(s, "# file: {}", file.display());
+        }
+        BaseSource::CvmRole {
+            role,
+            metadata_endpoint,
+        } => {
+            if let Some(role) = role {
+                let _ = writeln!(s, "role = {role:?}");
+            }
+            let _ = writeln!(s, "metadata_endpoint = {}", url(metadata_endpoint));
+        }
+        BaseSource::Oidc(o) => {
+            let _ = writeln!(
+                s,
+                "# TKE pod identity: region {}, provider {}, role {}, token file {}",
+                o.region,
+                o.provider_id,
+                o.role_arn,
+                o.token_file.display()
+            );
+            sts = Some((&o.session_name, &o.sts_endpoint));
+        }
+        BaseSource::Chain(links) => {
+            for link in links {
+                match &link.source {
+                    Err(why) => {
+                        let _ = writeln!(s, "# chain: {}: skipped ({why})", link.name);
+                    }
+                    Ok(BaseSource::Env(c)) => {
+                        let _ = writeln!(s, "# chain: env:");
+                        env_comment(s, c);
+                    }
+                    Ok(BaseSource::Profile { file, profile }) => {
+                        let _ = writeln!(s, "# chain: profile: {}", file.display());
+                        let _ = writeln!(s, "profile = {profile:?}");
+                    }
+                    Ok(BaseSource::CvmRole {
+                        role,
+                        metadata_endpoint,
+                    }) => {
+                        let _ = writeln!(s, "# chain: cvm_role:");
+                        if let Some(role) = role {
+                            let _ = writeln!(s, "role = {role:?}");
+                        }
+                        let _ = writeln!(s, "metadata_endpoint = {}", url(metadata_endpoint));
+                    }
+                    Ok(BaseSource::Oidc(o)) => {
+                        let _ = writeln!(
+                            s,
+                            "# chain: oidc: region {}, provider {}, role {}, token file {}",
+                            o.region,
+                            o.provider_id,
+                            o.role_arn,
+                            o.token_file.display()
+                        );
+                        sts = Some((&o.session_name, &o.sts_endpoint));
+                    }
+                    Ok(other) => {
+                        let _ = writeln!(s, "# chain: {}", other.name());
+                    }
+                }
+            }
+        }
+    }
+    if let Some(role) = &spec.assume_role {
+        let _ = writeln!(s, "role_arn = {:?}", role.role_arn);
+    }
+    if let Some((session_name, endpoint)) = sts {
+        let _ = writeln!(s, "role_session_name = {session_name:?}");
+        let _ = writeln!(s, "sts_endpoint = {}", url(endpoint));
     }
 }
 
@@ -628,12 +1108,26 @@ mod tests {
         .unwrap();
         assert_eq!(c.accounts.len(), 1);
         assert_eq!(c.accounts[0].name, "default");
-        let CredentialSource::Static(creds) = &c.accounts[0].credentials;
-        assert_eq!(creds.secret_id, "AKIDenv");
-        let e = load(None, &Overrides::default(), BTreeMap::new())
-            .unwrap_err()
-            .0;
+        // The default chain: the environment first.
+        assert_eq!(c.accounts[0].credentials.name(), "chain");
+        let BaseSource::Chain(links) = &c.accounts[0].credentials.spec().base else {
+            panic!("not a chain");
+        };
+        let names: Vec<&str> = links.iter().map(|l| l.name).collect();
+        assert_eq!(names, ["env", "profile", "cvm_role", "oidc"]);
+        assert!(
+            matches!(&links[0].source, Ok(BaseSource::Env(creds)) if creds.secret_id == "AKIDenv")
+        );
+        // Nothing in the environment: the chain goes on to the instance role; the skipped links
+        // say why.
+        let c = load(None, &Overrides::default(), BTreeMap::new()).unwrap();
+        let out = c.to_redacted_toml();
+        assert!(out.contains("TENCENTCLOUD_SECRET_ID"), "{out}");
+        assert!(out.contains("TKE_REGION"), "{out}");
+        // Asking for the environment explicitly without it is refused, as before.
+        let e = err("[[accounts]]\nname = \"p\"\ncredentials = \"env\"\n");
         assert!(e.contains("TENCENTCLOUD_SECRET_ID"), "{e}");
+        assert!(e.contains("accounts[0]"), "{e}");
     }
 
     #[test]
@@ -744,5 +1238,292 @@ mod tests {
         assert_eq!(back.poll, c.poll);
         assert_eq!(back.web, c.web);
         assert!(!format!("{c:?}").contains("k1"), "Debug leaks the key");
+    }
+
+    /// A file in a fresh temporary directory, with these contents.
+    fn temp_file_with(name: &str, text: &str) -> std::path::PathBuf {
+        let (path, _) = tempfile();
+        let dir = path.with_extension("d");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        file
+    }
+
+    fn account(lines: &str) -> String {
+        format!("[[accounts]]\nname = \"a\"\n{lines}\n")
+    }
+
+    #[test]
+    fn the_example_config_documents_every_account_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let example = std::fs::read_to_string(path).unwrap();
+        for key in [
+            "name",
+            "credentials",
+            "secret_id",
+            "secret_key",
+            "secret_id_file",
+            "secret_key_file",
+            "profile",
+            "role",
+            "metadata_endpoint",
+            "role_arn",
+            "role_session_name",
+            "sts_endpoint",
+            "endpoint",
+        ] {
+            assert!(
+                example.lines().any(|l| l
+                    .trim_start_matches(['#', ' '])
+                    .starts_with(&format!("{key} = "))),
+                "config.example.toml does not show {key}"
+            );
+        }
+        for source in CREDENTIAL_SOURCES {
+            assert!(example.contains(&format!("\"{source}\"")), "{source}");
+        }
+    }
+
+    #[test]
+    fn credential_sources_are_chosen_by_the_keys_given() {
+        let source = |lines: &str, vars: &[(&str, &str)]| {
+            from_toml(&account(lines), vars).unwrap().accounts[0]
+                .credentials
+                .clone()
+        };
+        assert_eq!(source("", &[]).name(), "chain");
+        assert_eq!(
+            source("secret_id = \"i\"\nsecret_key = \"k\"", &[]).name(),
+            "static"
+        );
+        let key_file = temp_file_with("key", "file-key\n");
+        let files = source(
+            &format!(
+                "secret_id = \"AKIDf\"\nsecret_key_file = {:?}",
+                key_file.display().to_string()
+            ),
+            &[],
+        );
+        assert_eq!(files.name(), "static");
+        assert!(matches!(
+            &files.spec().base,
+            BaseSource::Static { secret_id: SecretIdFrom::Inline(id), secret_key: SecretKeyFrom::File(p) }
+                if id == "AKIDf" && *p == key_file
+        ));
+        let env_source = source(
+            "credentials = \"env\"",
+            &[
+                (ENV_SECRET_ID, "AKIDe"),
+                (ENV_SECRET_KEY, "ke"),
+                (ENV_TOKEN, "te"),
+            ],
+        );
+        assert!(matches!(
+            &env_source.spec().base,
+            BaseSource::Env(c) if c.secret_id == "AKIDe" && c.token() == Some("te")
+        ));
+        let cvm = source("credentials = \"cvm_role\"", &[]);
+        assert!(matches!(
+            &cvm.spec().base,
+            BaseSource::CvmRole { role: None, metadata_endpoint } if metadata_endpoint.as_str() == "http://metadata.tencentyun.com/"
+        ));
+        let assumed = source(
+            "credentials = \"cvm_role\"\nrole = \"r1\"\nrole_arn = \"qcs::cam::uin/1:roleName/x\"",
+            &[],
+        );
+        let role = assumed.spec().assume_role.clone().unwrap();
+        assert_eq!(role.session_name, "tencent-live-exporter");
+        assert_eq!(
+            role.sts_endpoint.as_str(),
+            "https://sts.tencentcloudapi.com/"
+        );
+        assert_eq!(role.duration_seconds, 7200);
+        let tke = [
+            (ENV_TKE_REGION, "ap-guangzhou"),
+            (ENV_TKE_PROVIDER_ID, "prov"),
+            (ENV_TKE_WEB_IDENTITY_TOKEN_FILE, "/var/run/token"),
+            (ENV_TKE_ROLE_ARN, "qcs::cam::uin/1:roleName/pod"),
+        ];
+        let oidc = source("credentials = \"oidc\"\nrole_session_name = \"s-1\"", &tke);
+        assert!(matches!(
+            &oidc.spec().base,
+            BaseSource::Oidc(o) if o.provider_id == "prov" && o.session_name == "s-1" && o.region == "ap-guangzhou"
+        ));
+        let profile = temp_file_with(
+            "credentials",
+            "[prod]\nsecret_id = AKIDp\nsecret_key = kp\n",
+        );
+        let p = source(
+            "credentials = \"profile\"\nprofile = \"prod\"",
+            &[(ENV_CREDENTIALS_FILE, &profile.display().to_string())],
+        );
+        assert!(
+            matches!(&p.spec().base, BaseSource::Profile { file, profile } if *file == *profile_path(&p) && profile == "prod")
+        );
+        let home = source("credentials = \"chain\"", &[("HOME", "/home/u")]);
+        let BaseSource::Chain(links) = &home.spec().base else {
+            panic!()
+        };
+        assert!(
+            matches!(&links[1].source, Ok(BaseSource::Profile { file, .. }) if file == Path::new("/home/u/.tencentcloud/credentials"))
+        );
+        assert!(
+            links[3]
+                .source
+                .as_ref()
+                .is_err_and(|e| e.contains("TKE_ROLE_ARN"))
+        );
+    }
+
+    fn profile_path(s: &CredentialSource) -> &std::path::PathBuf {
+        match &s.spec().base {
+            BaseSource::Profile { file, .. } => file,
+            _ => panic!("not a profile"),
+        }
+    }
+
+    #[test]
+    fn every_credential_fault_is_refused_naming_the_key() {
+        let key_file = temp_file_with("k", "kk");
+        let empty_file = temp_file_with("empty", "\n");
+        let cases: Vec<(String, &str)> = vec![
+            ("credentials = \"magic\"".into(), "accounts[0].credentials"),
+            ("credentials = \"cvm_role\"\nsecret_id = \"i\"".into(), "accounts[0].secret_id"),
+            ("credentials = \"env\"\nsecret_key_file = \"/x\"".into(), "accounts[0].secret_key_file"),
+            ("credentials = \"cvm_role\"\nprofile = \"p\"".into(), "accounts[0].profile"),
+            ("credentials = \"profile\"\nrole = \"r\"".into(), "accounts[0].role"),
+            ("credentials = \"static\"\nsecret_id = \"i\"\nsecret_key = \"k\"\nmetadata_endpoint = \"http://m\"".into(), "accounts[0].metadata_endpoint"),
+            ("credentials = \"cvm_role\"\nmetadata_endpoint = \"http://m/latest/meta-data\"".into(), "accounts[0].metadata_endpoint"),
+            ("credentials = \"cvm_role\"\nrole = \"bad role\"".into(), "accounts[0].role"),
+            ("credentials = \"cvm_role\"\nrole_arn = \"arn:aws:iam::1:role/x\"".into(), "accounts[0].role_arn"),
+            ("credentials = \"cvm_role\"\nrole_arn = \"qcs::cam::uin/1:roleName/x\"\nsts_endpoint = \"ftp://sts\"".into(), "accounts[0].sts_endpoint"),
+            ("credentials = \"cvm_role\"\nrole_arn = \"qcs::cam::uin/1:roleName/x\"\nrole_session_name = \"a b\"".into(), "accounts[0].role_session_name"),
+            ("secret_id = \"i\"\nsecret_key = \"k\"\nrole_session_name = \"s1\"".into(), "accounts[0].role_session_name"),
+            ("secret_id = \"i\"\nsecret_key = \"k\"\nsts_endpoint = \"http://sts\"".into(), "accounts[0].sts_endpoint"),
+            ("credentials = \"oidc\"".into(), "TKE_REGION, TKE_PROVIDER_ID, TKE_WEB_IDENTITY_TOKEN_FILE, TKE_ROLE_ARN not set"),
+            ("credentials = \"static\"".into(), "no secret_id/secret_key"),
+            ("secret_id_file = \"/nonexistent/tle/id\"\nsecret_key = \"k\"".into(), "accounts[0].secret_id_file"),
+            (format!("secret_id = \"i\"\nsecret_key_file = {:?}", empty_file.display().to_string()), "is empty"),
+            (format!("secret_id = \"i\"\nsecret_key = \"k\"\nsecret_key_file = {:?}", key_file.display().to_string()), "not both"),
+            (format!("secret_id = \"i\"\nsecret_key_file = {:?}\nsecret_id_file = \"/x\"\n", key_file.display().to_string()), "not both"),
+            ("secret_key = \"k\"".into(), "both secret_id and secret_key"),
+            ("credentials = \"profile\"".into(), "accounts[0].profile: no credentials file"),
+            ("credentials = \"profile\"\nprofile = \"x]\"".into(), "accounts[0].profile"),
+        ];
+        for (lines, expected) in cases {
+            let e = err(&account(&lines));
+            assert!(
+                e.contains(expected),
+                "{lines:?} gave {e:?}, which does not say {expected}"
+            );
+            assert!(!e.contains("kk"), "{e}");
+        }
+        let ini = temp_file_with("credentials", "[default]\nsecret_id = i\nsecret_key = kk\n");
+        let missing_profile = from_toml(
+            &account("credentials = \"profile\"\nprofile = \"nope\""),
+            &[(ENV_CREDENTIALS_FILE, &ini.display().to_string())],
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            missing_profile.contains("no [nope] profile"),
+            "{missing_profile}"
+        );
+    }
+
+    #[test]
+    fn redacted_output_of_every_source_hides_secrets_and_parses_back() {
+        let key_file = temp_file_with("k", "file-secret-key");
+        let token_file = temp_file_with("t", "web-identity-token");
+        let profile = temp_file_with(
+            "credentials",
+            "[default]\nsecret_id = AKIDp\nsecret_key = profile-secret-key\n",
+        );
+        let vars = [
+            (ENV_SECRET_ID, "AKIDenv"),
+            (ENV_SECRET_KEY, "env-secret-key"),
+            (ENV_TOKEN, "env-session-token"),
+            (ENV_CREDENTIALS_FILE, &*profile.display().to_string()),
+            (ENV_TKE_REGION, "ap-shanghai"),
+            (ENV_TKE_PROVIDER_ID, "prov"),
+            (
+                ENV_TKE_WEB_IDENTITY_TOKEN_FILE,
+                &*token_file.display().to_string(),
+            ),
+            (ENV_TKE_ROLE_ARN, "qcs::cam::uin/1:roleName/pod"),
+        ]
+        .map(|(k, v)| (k, v.to_owned()));
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let toml = format!(
+            "[[accounts]]\nname = \"inline\"\nsecret_id = \"AKIDi\"\nsecret_key = \"inline-secret-key\"\nrole_arn = \"qcs::cam::uin/2:roleName/x\"\nrole_session_name = \"sess\"\nsts_endpoint = \"http://sts.test\"\n\
+             [[accounts]]\nname = \"files\"\nsecret_id = \"AKIDf\"\nsecret_key_file = {:?}\n\
+             [[accounts]]\nname = \"env\"\ncredentials = \"env\"\n\
+             [[accounts]]\nname = \"profile\"\ncredentials = \"profile\"\n\
+             [[accounts]]\nname = \"cvm\"\ncredentials = \"cvm_role\"\nrole = \"r\"\nmetadata_endpoint = \"http://md.test\"\n\
+             [[accounts]]\nname = \"oidc\"\ncredentials = \"oidc\"\n\
+             [[accounts]]\nname = \"chain\"\n",
+            key_file.display().to_string()
+        );
+        let c = from_toml(&toml, &vars).unwrap();
+        let out = c.to_redacted_toml();
+        let debug = format!("{c:?}");
+        for secret in [
+            "inline-secret-key",
+            "file-secret-key",
+            "env-secret-key",
+            "env-session-token",
+            "profile-secret-key",
+            "web-identity-token",
+        ] {
+            assert!(!out.contains(secret), "{secret} in:\n{out}");
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        for shown in [
+            "credentials = \"oidc\"",
+            "role = \"r\"",
+            "metadata_endpoint = \"http://md.test\"",
+            "role_arn = \"qcs::cam::uin/2:roleName/x\"",
+            "sts_endpoint = \"http://sts.test\"",
+            "secret_key_file = ",
+        ] {
+            assert!(out.contains(shown), "{shown} missing from:\n{out}");
+        }
+        let back = from_toml(&out.replace("[REDACTED]", "inline-secret-key"), &vars).unwrap();
+        assert_eq!(back.accounts.len(), c.accounts.len());
+        for (a, b) in c.accounts.iter().zip(&back.accounts) {
+            assert!(
+                a.credentials.same_as(&b.credentials),
+                "{} changed:\n{out}",
+                a.name
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_config_file_with_a_secret_that_others_can_read_draws_a_warning() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let with_secret = temp_file_with("c.toml", ONE);
+        let set_mode = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        set_mode(&with_secret, 0o644);
+        let w = permission_warnings(Some(&with_secret));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("mode 0644") && w[0].contains("\"prod\""),
+            "{w:?}"
+        );
+        assert!(!w[0].contains("k1"), "{w:?}");
+        set_mode(&with_secret, 0o600);
+        assert!(permission_warnings(Some(&with_secret)).is_empty());
+        let without = temp_file_with(
+            "c.toml",
+            "[[accounts]]\nname = \"p\"\ncredentials = \"cvm_role\"\n",
+        );
+        set_mode(&without, 0o644);
+        assert!(permission_warnings(Some(&without)).is_empty());
+        assert!(permission_warnings(None).is_empty());
     }
 }

@@ -39,6 +39,7 @@ pub fn apply(raw: &mut RawConfig, endpoint: &str) {
         secret_id: Some(SECRET_ID.into()),
         secret_key: Some(SecretString::from(SECRET_KEY)),
         endpoint: Some(endpoint.into()),
+        ..RawAccount::default()
     }]);
     raw.poll.interval.get_or_insert_with(|| INTERVAL.into());
 }

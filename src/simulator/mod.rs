@@ -36,8 +36,13 @@
 //!   cancelled, so graceful shutdown never waits on it; under [`Simulator::router`] it hangs forever.
 
 mod demo;
+mod sts;
 #[cfg(test)]
 mod tests;
+
+pub use sts::{
+    CredentialRequest, DEFAULT_TEMPORARY_LIFETIME, IssuedCredentials, METADATA_PATH, MetadataFault,
+};
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -53,7 +58,7 @@ use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State as AxumState};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -285,6 +290,8 @@ struct State {
     rate_limit: u32,
     drain: bool,
     log: VecDeque<LoggedRequest>,
+    /// The metadata service and STS, and the temporary credentials they issued.
+    sts: sts::StsState,
 }
 
 impl State {
@@ -420,6 +427,7 @@ impl Simulator {
                 rate_limit: DEFAULT_RATE_LIMIT,
                 drain: false,
                 log: VecDeque::new(),
+                sts: sts::StsState::default(),
             })),
         }
     }
@@ -619,7 +627,8 @@ impl Simulator {
         demo::demo(secret_id, secret_key)
     }
 
-    /// The service: `POST /` answers the API; anything else gets axum's 404/405.
+    /// The service: `POST /` answers the API (and STS's `AssumeRole*` actions), `GET` under
+    /// [`METADATA_PATH`] the metadata service; anything else gets axum's 404/405.
     pub fn router(&self) -> axum::Router {
         self.router_releasing_hangs_on(CancellationToken::new())
     }
@@ -628,7 +637,16 @@ impl Simulator {
     /// is cancelled.
     fn router_releasing_hangs_on(&self, release: CancellationToken) -> axum::Router {
         axum::Router::new()
-            .route("/", post(handle))
+            .route("/", post(sts::dispatch))
+            .route(METADATA_PATH, get(sts::metadata_role_name))
+            .route(
+                METADATA_PATH.trim_end_matches('/'),
+                get(sts::metadata_role_name),
+            )
+            .route(
+                &format!("{METADATA_PATH}{{role}}"),
+                get(sts::metadata_credentials),
+            )
             .with_state(Served {
                 sim: self.clone(),
                 release,
@@ -917,7 +935,15 @@ fn answer(
             format!("X-TC-Timestamp `{timestamp_text}` is not a Unix time in seconds."),
         ));
     };
-    let Some(account) = state.accounts.get_mut(&auth.secret_id) else {
+    // Temporary credentials (of the metadata service or STS) sign for their role's account.
+    let token = header_text(headers, &HeaderName::from_static("x-tc-token"));
+    let (account_id, temporary_key) = match state.sts.resolve(&auth.secret_id, token.as_deref(), at)
+    {
+        Ok(Some((account, key))) => (account, Some(key)),
+        Ok(None) => (auth.secret_id.clone(), None),
+        Err((code, message)) => return Err(err(code, message)),
+    };
+    let Some(account) = state.accounts.get_mut(&account_id) else {
         return Err(err(
             "AuthFailure.SecretIdNotFound",
             "The SecretId is not found, please ensure that your SecretId is correct.",
@@ -950,7 +976,7 @@ fn answer(
     };
     let host = header_text(headers, &header::HOST).unwrap_or_default();
     let expected = sign::signature(
-        &account.secret_key,
+        temporary_key.as_deref().unwrap_or(&account.secret_key),
         &SigningInput {
             host: &host,
             content_type: &content_type,

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 
-use super::credentials::{CredentialError, CredentialSource};
+use super::credentials::{CredentialError, CredentialSource, FetchContext};
 use super::models::{AnswerError, PageAnswer, parse_answer};
 use super::sign::{SigningInput, authorization};
 use crate::budget::Budget;
@@ -24,6 +24,8 @@ pub const SERVICE: &str = "live";
 /// Bodies larger than this are refused while being read, never buffered whole.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 const CONTENT_TYPE_JSON: &str = "application/json";
+/// The API's answer to a refused session token: worth one refresh and one retry.
+pub const TOKEN_FAILURE: &str = "AuthFailure.TokenFailure";
 
 /// Why one call failed. Never carries secret material.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -148,7 +150,8 @@ impl LiveClient {
     }
 
     /// Fetches one page: `PageNum` and `PageSize` are always sent (the API ignores one without
-    /// the other).
+    /// the other). An `AuthFailure.TokenFailure` answer (the session token was refused) makes the
+    /// account's credential source fetch new credentials, once, and the call is made once more.
     pub async fn describe_page(
         &self,
         query: QueryType,
@@ -159,28 +162,50 @@ impl LiveClient {
             r#"{{"PackageType":{},"PageNum":{page_num},"PageSize":{page_size}}}"#,
             query.code()
         );
-        let bytes = self.call(body.into_bytes()).await?;
-        parse_answer(&bytes, query).map_err(|e| {
-            let err = match e {
-                AnswerError::Api {
+        let mut refreshed = false;
+        loop {
+            let (bytes, generation) = self.call(body.clone().into_bytes()).await?;
+            let err = match parse_answer(&bytes, query) {
+                Ok(answer) => return Ok(answer),
+                Err(AnswerError::Api {
                     code,
                     message,
                     request_id,
-                } => ApiError::Api {
+                }) => ApiError::Api {
                     code,
                     message,
                     request_id,
                 },
-                AnswerError::Decode(m) => ApiError::Decode(m),
+                Err(AnswerError::Decode(m)) => ApiError::Decode(m),
             };
             self.metrics.api_error(&self.account, &err.code());
-            err
-        })
+            // The session token was refused (expired early, revoked): new credentials, once.
+            if !refreshed && err.code() == TOKEN_FAILURE && self.credentials.refreshable() {
+                refreshed = true;
+                tracing::info!(
+                    account = %self.account,
+                    source = self.credentials.name(),
+                    request_id = err.request_id().unwrap_or("-"),
+                    "{TOKEN_FAILURE}: fetching new credentials and trying once more"
+                );
+                self.credentials.invalidate(generation);
+                continue;
+            }
+            return Err(err);
+        }
     }
 
-    /// One signed call within the budget; returns the raw body of a 200 answer.
-    async fn call(&self, body: Vec<u8>) -> Result<Vec<u8>, ApiError> {
-        let credentials = self.credentials.current().await?;
+    /// One signed call within the budget; returns the raw body of a 200 answer, and the
+    /// generation of the credentials it was signed with.
+    async fn call(&self, body: Vec<u8>) -> Result<(Vec<u8>, u64), ApiError> {
+        let lease = self
+            .credentials
+            .lease(FetchContext {
+                transport: &self.transport,
+                timeout: self.timeout,
+            })
+            .await?;
+        let credentials = lease.credentials;
         self.budget.acquire().await;
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -226,7 +251,7 @@ impl LiveClient {
         if let Err(e) = &result {
             self.metrics.api_error(&self.account, &e.code());
         }
-        result
+        result.map(|bytes| (bytes, lease.generation))
     }
 
     async fn send(&self, headers: HeaderMap, body: Vec<u8>) -> Result<Vec<u8>, ApiError> {

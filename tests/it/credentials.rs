@@ -1,0 +1,1201 @@
+//! Credential sources against the simulator's metadata service and STS: every source, the chain's
+//! order, `AssumeRole` on top, rotation while polling (no failed poll), `AuthFailure.TokenFailure`
+//! (one refresh, one retry), every way a source fails (named, with the reason, never the secret),
+//! and a full cycle at `trace` level searched for every secret and token.
+//!
+//! In process under paused time (the credential fetchers use the same in-process transport as the
+//! API calls), plus one test over real loopback sockets.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tencent_live_exporter::app::{ConfigLoader, Exporter};
+use tencent_live_exporter::config::{self, Config, Overrides};
+use tencent_live_exporter::simulator::{Fault, MetadataFault, Simulator};
+use tencent_live_exporter::tencent::client::{ApiError, Transport, http_client};
+use tencent_live_exporter::tencent::credentials::FetchContext;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::support::{IN_PROCESS_ENDPOINT, PATIENCE, Samples};
+
+/// The account the instance role and the base keys belong to.
+const BASE: (&str, &str) = (
+    "AKIDbase0000000000000000000000000000",
+    "base-secret-key-3f9a1c",
+);
+/// The account the assumed roles see (other packages, so a test can tell whose keys were used).
+const TARGET: (&str, &str) = (
+    "AKIDtarget00000000000000000000000000",
+    "target-secret-key-7b2e4d",
+);
+/// Keys only in mounted files / a profile file.
+const FILES: (&str, &str) = (
+    "AKIDfiles000000000000000000000000000",
+    "files-secret-key-c81d5e",
+);
+const PROFILE: (&str, &str) = (
+    "AKIDprofile0000000000000000000000000",
+    "profile-secret-key-94af02",
+);
+const ROLE_ARN: &str = "qcs::cam::uin/100000000001:roleName/live-readonly";
+const POD_ROLE_ARN: &str = "qcs::cam::uin/100000000001:roleName/tke-pod";
+const CVM_ROLE: &str = "exporter-cvm-role";
+const PROVIDER: &str = "tke-oidc-provider";
+const WEB_TOKEN: &str = "eyJweb-identity-token-5d7e0a";
+
+const METADATA: &str = "http://metadata.simulator.test";
+const STS: &str = "http://sts.simulator.test";
+
+/// One query type, so one pair per account; polls every 5 minutes.
+const POLL: &str = "[poll]\ninterval = \"5m\"\ntimeout = \"2s\"\nmax_retries = 1\nbackoff_base = \"100ms\"\nbackoff_max = \"1s\"\npackage_types = [\"traffic\"]\n";
+
+fn package(prefix: &str, i: usize) -> Value {
+    json!({"Id": format!("{prefix}{i}"), "Type": 0, "Status": 1, "Total": 1000, "Used": i, "Left": 1000 - i,
+           "BuyTime": "2026-01-01 00:00:00", "ExpireTime": "2027-01-01 00:00:00", "WillRenew": 0, "RenewalResult": 0})
+}
+
+/// Accounts with their packages (base: b0..b2, target: t0..t4, ...), roles, the instance role
+/// and the OIDC provider.
+fn sim() -> Simulator {
+    let sim = Simulator::new();
+    for ((id, key), prefix, n) in [
+        (BASE, "b", 3),
+        (TARGET, "t", 5),
+        (FILES, "f", 2),
+        (PROFILE, "p", 4),
+    ] {
+        sim.add_account(id, key);
+        sim.set_packages(id, 0, (0..n).map(|i| package(prefix, i)).collect());
+    }
+    sim.add_role(ROLE_ARN, TARGET.0);
+    sim.add_role(POD_ROLE_ARN, TARGET.0);
+    sim.attach_instance_role(CVM_ROLE, BASE.0);
+    sim.add_oidc_provider(PROVIDER, WEB_TOKEN);
+    sim
+}
+
+fn temp_dir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tle-it-cred-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `name` at the in-process Live API, with these credential lines.
+fn account(name: &str, lines: &str) -> String {
+    format!("[[accounts]]\nname = \"{name}\"\nendpoint = \"{IN_PROCESS_ENDPOINT}\"\n{lines}\n")
+}
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// The TKE pod identity variables, the token file in `dir`.
+fn tke_env(dir: &Path) -> Vec<(&'static str, String)> {
+    let token_file = write(dir, "web-identity-token", WEB_TOKEN);
+    vec![
+        ("TKE_REGION", "ap-guangzhou".into()),
+        ("TKE_PROVIDER_ID", PROVIDER.into()),
+        (
+            "TKE_WEB_IDENTITY_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+        ("TKE_ROLE_ARN", POD_ROLE_ARN.into()),
+    ]
+}
+
+/// The exporter with a configuration of raw `[[accounts]]` TOML and an explicit environment.
+struct Rig {
+    sim: Simulator,
+    exporter: Arc<Exporter>,
+    router: axum::Router,
+    config: Config,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn load(dir: &Path, accounts: &str, env: &BTreeMap<String, String>) -> Result<Config, String> {
+    let path = write(dir, "config.toml", &format!("{POLL}{accounts}"));
+    config::load(Some(&path), &Overrides::default(), env.clone()).map_err(|e| e.0)
+}
+
+impl Rig {
+    fn start(sim: Simulator, dir: &Path, accounts: &str, env: BTreeMap<String, String>) -> Rig {
+        let transport = Transport::InProcess(sim.router());
+        Self::start_with(sim, dir, accounts, env, transport)
+    }
+
+    fn start_with(
+        sim: Simulator,
+        dir: &Path,
+        accounts: &str,
+        env: BTreeMap<String, String>,
+        transport: Transport,
+    ) -> Rig {
+        let config = load(dir, accounts, &env).expect("valid test config");
+        let path = dir.join("config.toml");
+        let loader: ConfigLoader = Arc::new(move || {
+            Ok(config::load(
+                Some(&path),
+                &Overrides::default(),
+                env.clone(),
+            )?)
+        });
+        let shutdown = CancellationToken::new();
+        let exporter = Exporter::start_with(&config, shutdown.clone(), transport, Some(loader));
+        let router = exporter.router();
+        Rig {
+            sim,
+            exporter,
+            router,
+            config,
+            shutdown,
+        }
+    }
+
+    async fn first_polls(&self) {
+        tokio::time::timeout(PATIENCE, self.exporter.wait_for_polls(1))
+            .await
+            .expect("first polls finish");
+    }
+
+    async fn poll_now(&self) {
+        tokio::time::timeout(PATIENCE, self.exporter.poll_now())
+            .await
+            .expect("polls finish");
+    }
+
+    async fn get(&self, path: &str) -> String {
+        let request = axum::http::Request::get(path).body(Body::empty()).unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    async fn scrape(&self) -> Samples {
+        Samples::parse(&self.get("/metrics").await)
+    }
+
+    /// The latest poll error of an account's (only) pair.
+    fn last_error(&self, account: &str) -> Option<String> {
+        self.exporter
+            .store()
+            .pairs()
+            .into_iter()
+            .find(|((a, _), _)| a == account)
+            .and_then(|(_, p)| p.last_error)
+    }
+
+    /// SecretIds the Live API saw, in order.
+    fn live_ids(&self) -> Vec<String> {
+        self.sim
+            .requests()
+            .into_iter()
+            .filter_map(|r| r.secret_id)
+            .collect()
+    }
+
+    fn credential_fetches(&self, service: &str) -> usize {
+        self.sim
+            .credential_requests()
+            .iter()
+            .filter(|r| r.service == service)
+            .count()
+    }
+}
+
+fn up(account: &str) -> String {
+    format!(r#"tencent_live_up{{account="{account}",package_type="traffic"}}"#)
+}
+
+fn errors(account: &str, code: &str) -> String {
+    format!(
+        r#"tencent_live_exporter_api_request_errors_total{{account="{account}",code="{code}"}}"#
+    )
+}
+
+/// The package ids exported for an account, sorted.
+fn ids(m: &Samples, account: &str) -> Vec<String> {
+    let prefix = format!(
+        "tencent_live_package_quota_bytes{{account=\"{account}\",package_type=\"traffic\",package_id=\""
+    );
+    let mut ids: Vec<String> =
+        m.0.keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .map(|rest| rest.split('"').next().unwrap().to_owned())
+            .collect();
+    ids.sort();
+    ids
+}
+
+fn expected(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// Collects log lines (the test runtime is single-threaded: a thread-local default subscriber
+/// sees every task).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    fn capture(level: tracing::Level) -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Each source, working.
+
+#[tokio::test(start_paused = true)]
+async fn static_keys_from_mounted_files_are_read_again_when_they_change() {
+    let dir = temp_dir();
+    let id_file = write(&dir, "secret_id", &format!("{}\n", FILES.0));
+    let key_file = write(&dir, "secret_key", &format!("{}\n", FILES.1));
+    let rig = Rig::start(
+        sim(),
+        &dir,
+        &account(
+            "files",
+            &format!(
+                "secret_id_file = {:?}\nsecret_key_file = {:?}",
+                id_file.display().to_string(),
+                key_file.display().to_string()
+            ),
+        ),
+        BTreeMap::new(),
+    );
+    assert_eq!(rig.config.accounts[0].credentials.name(), "static");
+    rig.first_polls().await;
+    let m = rig.scrape().await;
+    assert_eq!(m.value(&up("files")), 1.0);
+    assert_eq!(ids(&m, "files"), expected("f", 2));
+
+    // The secret is rotated: the account gets a new key, the mounted file follows.
+    rig.sim.add_account(FILES.0, "files-rotated-key-0e3b77");
+    rig.sim
+        .set_packages(FILES.0, 0, (0..3).map(|i| package("f", i)).collect());
+    std::fs::write(&key_file, "files-rotated-key-0e3b77\n").unwrap();
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    rig.poll_now().await;
+    let m = rig.scrape().await;
+    assert_eq!(m.value(&up("files")), 1.0, "{:?}", rig.last_error("files"));
+    assert_eq!(ids(&m, "files"), expected("f", 3), "the new key was used");
+}
+
+#[tokio::test(start_paused = true)]
+async fn env_keys_with_a_session_token_send_x_tc_token() {
+    let dir = temp_dir();
+    let sim = sim();
+    let tmp = sim.issue_temporary_credentials(TARGET.0, Duration::from_secs(3600));
+    let rig = Rig::start(
+        sim,
+        &dir,
+        &account("env", "credentials = \"env\""),
+        env(&[
+            ("TENCENTCLOUD_SECRET_ID", &tmp.secret_id),
+            ("TENCENTCLOUD_SECRET_KEY", &tmp.secret_key),
+            ("TENCENTCLOUD_TOKEN", &tmp.token),
+        ]),
+    );
+    rig.first_polls().await;
+    let m = rig.scrape().await;
+    assert_eq!(m.value(&up("env")), 1.0, "{:?}", rig.last_error("env"));
+    assert_eq!(ids(&m, "env"), expected("t", 5));
+    let sent = rig.sim.requests();
+    assert_eq!(sent[0].secret_id.as_deref(), Some(tmp.secret_id.as_str()));
+    assert_eq!(sent[0].token.as_deref(), Some(tmp.token.as_str()));
+
+    // Fixed keys cannot be refreshed: a refused token fails the poll after one call.
+    rig.sim.revoke_temporary_credentials();
+    let before = rig.sim.requests().len();
+    rig.poll_now().await;
+    assert_eq!(rig.sim.requests().len() - before, 1, "no refresh, no retry");
+    let m = rig.scrape().await;
+    assert_eq!(m.value(&up("env")), 0.0);
+    assert_eq!(m.value(&errors("env", "AuthFailure.TokenFailure")), 1.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_named_profile_is_read_from_the_credentials_file() {
+    let dir = temp_dir();
+    let file = write(
+        &dir,
+        "credentials",
+        &format!(
+            "[default]\nsecret_id = {}\nsecret_key = {}\n\n[live]\nsecret_id = {}\nsecret_key = {}\n",
+            BASE.0, BASE.1, PROFILE.0, PROFILE.1
+        ),
+    );
+    let rig = Rig::start(
+        sim(),
+        &dir,
+        &account("profile", "credentials = \"profile\"\nprofile = \"live\""),
+        env(&[("TENCENTCLOUD_CREDENTIALS_FILE", &file.display().to_string())]),
+    );
+    rig.first_polls().await;
+    let m = rig.scrape().await;
+    assert_eq!(
+        m.value(&up("profile")),
+        1.0,
+        "{:?}",
+        rig.last_error("profile")
+    );
+    assert_eq!(ids(&m, "profile"), expected("p", 4));
+
+    // The file becomes unreadable: the last good keys stay in use, with a warning.
+    let (logs, _guard) = Logs::capture(tracing::Level::WARN);
+    std::fs::remove_file(&file).unwrap();
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    rig.poll_now().await;
+    assert_eq!(rig.scrape().await.value(&up("profile")), 1.0);
+    let text = logs.text();
+    assert!(
+        text.contains("refreshing credentials failed") && text.contains("credentials file"),
+        "{text}"
+    );
+    assert!(!text.contains(PROFILE.1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cvm_role_finds_its_role_name_and_assume_role_goes_on_top() {
+    let dir = temp_dir();
+    let accounts = format!(
+        "{}{}",
+        account(
+            "cvm",
+            &format!("credentials = \"cvm_role\"\nmetadata_endpoint = \"{METADATA}\"")
+        ),
+        account(
+            "assumed",
+            &format!(
+                "credentials = \"cvm_role\"\nrole = \"{CVM_ROLE}\"\nmetadata_endpoint = \"{METADATA}\"\n\
+                 role_arn = \"{ROLE_ARN}\"\nrole_session_name = \"exporter-test\"\nsts_endpoint = \"{STS}\""
+            )
+        ),
+    );
+    let rig = Rig::start(sim(), &dir, &accounts, BTreeMap::new());
+    rig.first_polls().await;
+    let m = rig.scrape().await;
+    assert_eq!(m.value(&up("cvm")), 1.0, "{:?}", rig.last_error("cvm"));
+    assert_eq!(
+        ids(&m, "cvm"),
+        expected("b", 3),
+        "the instance role's account"
+    );
+    assert_eq!(
+        m.value(&up("assumed")),
+        1.0,
+        "{:?}",
+        rig.last_error("assumed")
+    );
+    assert_eq!(
+        ids(&m, "assumed"),
+        expected("t", 5),
+        "the assumed role's account"
+    );
+
+    let requests = rig.sim.credential_requests();
+    let services: Vec<&str> = requests.iter().map(|r| r.service.as_str()).collect();
+    assert_eq!(
+        services
+            .iter()
+            .filter(|s| **s == "metadata:role-name")
+            .count(),
+        1,
+        "only the account without a role asks its name: {services:?}"
+    );
+    let assume = requests
+        .iter()
+        .find(|r| r.service == "AssumeRole")
+        .expect("AssumeRole called");
+    let issued = rig.sim.issued_credentials();
+    let metadata_ids: Vec<&str> = issued
+        .iter()
+        .filter(|c| c.issued_by == "metadata")
+        .map(|c| c.secret_id.as_str())
+        .collect();
+    assert!(
+        metadata_ids.contains(&assume.signed_by.as_deref().unwrap()),
+        "AssumeRole signed with the instance role's temporary keys"
+    );
+    assert!(assume.had_token, "and their token");
+    assert_eq!(assume.outcome, "ok");
+    // Every Live API call used temporary keys with their token.
+    for r in rig.sim.requests() {
+        let id = r.secret_id.unwrap();
+        let c = issued.iter().find(|c| c.secret_id == id).expect("issued");
+        assert_eq!(r.token.as_deref(), Some(c.token.as_str()));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn oidc_exchanges_the_pod_token_unsigned_and_reads_the_token_file_again() {
+    let dir = temp_dir();
+    let tke = tke_env(&dir);
+    let vars: Vec<(&str, &str)> = tke.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let rig = Rig::start(
+        sim(),
+        &dir,
+        &account(
+            "pod",
+            &format!("credentials = \"oidc\"\nsts_endpoint = \"{STS}\""),
+        ),
+        env(&vars),
+    );
+    rig.sim.set_temporary_lifetime(Duration::from_secs(1200));
+    rig.first_polls().await;
+    let m = rig.scrape().await;
+    assert_eq!(m.value(&up("pod")), 1.0, "{:?}", rig.last_error("pod"));
+    assert_eq!(ids(&m, "pod"), expected("t", 5));
+    let call = &rig.sim.credential_requests()[0];
+    assert_eq!(call.service, "AssumeRoleWithWebIdentity");
+    assert!(call.unsigned, "Authorization: SKIP");
+    assert_eq!(call.region.as_deref(), Some("ap-guangzhou"));
+
+    // TKE rotates the projected token; the next refresh sends the new one.
+    rig.sim
+        .add_oidc_provider(PROVIDER, "eyJrotated-token-88c1f3");
+    write(&dir, "web-identity-token", "eyJrotated-token-88c1f3\n");
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert_eq!(rig.scrape().await.value(&up("pod")), 1.0);
+    }
+    let outcomes: Vec<String> = rig
+        .sim
+        .credential_requests()
+        .into_iter()
+        .map(|r| r.outcome)
+        .collect();
+    assert!(outcomes.len() >= 2, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| o == "ok"), "{outcomes:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_chain_takes_env_then_profile_then_cvm_role_then_oidc() {
+    let dir = temp_dir();
+    let profile = write(
+        &dir,
+        "credentials",
+        &format!(
+            "[default]\nsecret_id = {}\nsecret_key = {}\n",
+            PROFILE.0, PROFILE.1
+        ),
+    );
+    let empty_home = temp_dir();
+    let tke = tke_env(&dir);
+    let chain = account(
+        "chain",
+        &format!("metadata_endpoint = \"{METADATA}\"\nsts_endpoint = \"{STS}\""),
+    );
+    let mut all: Vec<(&str, String)> = tke.clone();
+    all.push(("TENCENTCLOUD_SECRET_ID", BASE.0.into()));
+    all.push(("TENCENTCLOUD_SECRET_KEY", BASE.1.into()));
+    all.push((
+        "TENCENTCLOUD_CREDENTIALS_FILE",
+        profile.display().to_string(),
+    ));
+    let as_env = |v: &[(&str, String)]| -> BTreeMap<String, String> {
+        v.iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
+    };
+
+    // Everything available: the environment wins.
+    let rig = Rig::start(sim(), &dir, &chain, as_env(&all));
+    assert_eq!(rig.config.accounts[0].credentials.name(), "chain");
+    rig.first_polls().await;
+    assert_eq!(rig.live_ids(), [BASE.0]);
+    drop(rig);
+
+    // No environment keys: the profile.
+    let no_env: Vec<(&str, String)> = all
+        .iter()
+        .filter(|(k, _)| !k.starts_with("TENCENTCLOUD_SECRET"))
+        .cloned()
+        .collect();
+    let rig = Rig::start(sim(), &dir, &chain, as_env(&no_env));
+    rig.first_polls().await;
+    assert_eq!(rig.live_ids(), [PROFILE.0]);
+    drop(rig);
+
+    // No profile file either: the instance role.
+    let mut no_profile: Vec<(&str, String)> = tke.clone();
+    no_profile.push(("HOME", empty_home.display().to_string()));
+    let rig = Rig::start(sim(), &dir, &chain, as_env(&no_profile));
+    rig.first_polls().await;
+    let ids = rig.live_ids();
+    let issued = rig.sim.issued_credentials();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].issued_by, "metadata");
+    assert_eq!(ids, [issued[0].secret_id.clone()]);
+    drop(rig);
+
+    // No instance role: TKE pod identity.
+    let sim = sim();
+    sim.set_metadata_fault(Some(MetadataFault::Unavailable));
+    let rig = Rig::start(sim, &dir, &chain, as_env(&no_profile));
+    rig.first_polls().await;
+    let issued = rig.sim.issued_credentials();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].issued_by, "AssumeRoleWithWebIdentity");
+    assert_eq!(rig.live_ids(), [issued[0].secret_id.clone()]);
+    assert_eq!(rig.scrape().await.value(&up("chain")), 1.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rotation and TokenFailure.
+
+#[tokio::test(start_paused = true)]
+async fn instance_role_credentials_rotate_while_polling_without_a_failed_poll() {
+    let dir = temp_dir();
+    let sim = sim();
+    // Short-lived: 15 minutes, refreshed 5 minutes ahead, so every 10 minutes.
+    sim.set_temporary_lifetime(Duration::from_secs(900));
+    let all_types = "package_types = [\"traffic\", \"transcode\", \"co_anchoring\"]\n";
+    let accounts = account(
+        "cvm",
+        &format!("credentials = \"cvm_role\"\nmetadata_endpoint = \"{METADATA}\""),
+    );
+    let config_poll = POLL.replace("package_types = [\"traffic\"]\n", all_types);
+    let path = write(&dir, "config.toml", &format!("{config_poll}{accounts}"));
+    let config = config::load(Some(&path), &Overrides::default(), BTreeMap::new()).unwrap();
+    let shutdown = CancellationToken::new();
+    let exporter = Exporter::start_with(
+        &config,
+        shutdown.clone(),
+        Transport::InProcess(sim.router()),
+        None,
+    );
+    tokio::time::timeout(PATIENCE, exporter.wait_for_polls(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        sim.credential_requests()
+            .iter()
+            .filter(|r| r.service == "metadata:credentials")
+            .count(),
+        1,
+        "three pollers, one fetch (single-flight)"
+    );
+
+    // Three hours of polling every 5 minutes, across 17 rotations.
+    let hours = 3;
+    for _ in 0..(hours * 12) {
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert!(exporter.all_up(), "{:?}", exporter.store().pairs());
+    }
+    shutdown.cancel();
+
+    let log = sim.requests();
+    assert!(log.len() >= 3 * hours * 12, "{} calls", log.len());
+    let failed: Vec<_> = log.iter().filter(|r| r.outcome != "ok").collect();
+    assert!(failed.is_empty(), "failed calls: {failed:?}");
+    let issued = sim.issued_credentials();
+    assert!(
+        (17..=20).contains(&issued.len()),
+        "one fetch per 10 minutes: {}",
+        issued.len()
+    );
+    // Every call used credentials issued before it, not yet expired, and refreshed early: none
+    // used within its last 5 minutes.
+    for r in &log {
+        let c = issued
+            .iter()
+            .find(|c| Some(&c.secret_id) == r.secret_id.as_ref())
+            .expect("signed with issued credentials");
+        assert!(
+            c.issued_at <= r.at
+                && r.at < c.expires_at - Duration::from_secs(300) + Duration::from_millis(1)
+        );
+    }
+    let ids: std::collections::BTreeSet<_> =
+        log.iter().filter_map(|r| r.secret_id.clone()).collect();
+    assert!(
+        ids.len() >= 17,
+        "the credentials in use rotated: {}",
+        ids.len()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_token_gets_one_refresh_and_one_retry() {
+    let dir = temp_dir();
+    let rig = Rig::start(
+        sim(),
+        &dir,
+        &account(
+            "cvm",
+            &format!(
+                "credentials = \"cvm_role\"\nrole = \"{CVM_ROLE}\"\nmetadata_endpoint = \"{METADATA}\""
+            ),
+        ),
+        BTreeMap::new(),
+    );
+    rig.first_polls().await;
+    assert_eq!(rig.credential_fetches("metadata:credentials"), 1);
+
+    // Revoked before their time: the API says AuthFailure.TokenFailure; new ones work.
+    rig.sim.revoke_temporary_credentials();
+    let calls = rig.sim.requests().len();
+    rig.poll_now().await;
+    let m = rig.scrape().await;
+    assert_eq!(m.value(&up("cvm")), 1.0, "{:?}", rig.last_error("cvm"));
+    assert_eq!(m.value(&errors("cvm", "AuthFailure.TokenFailure")), 1.0);
+    assert_eq!(
+        rig.sim.requests().len() - calls,
+        2,
+        "the call and one retry"
+    );
+    assert_eq!(
+        rig.credential_fetches("metadata:credentials"),
+        2,
+        "one refresh"
+    );
+    assert_eq!(ids(&m, "cvm"), expected("b", 3));
+
+    // Refused again after the refresh: no second refresh, the poll fails.
+    rig.sim.set_persistent_fault(
+        BASE.0,
+        Some(Fault::ApiError("AuthFailure.TokenFailure".into())),
+    );
+    let calls = rig.sim.requests().len();
+    rig.poll_now().await;
+    let m = rig.scrape().await;
+    assert_eq!(m.value(&up("cvm")), 0.0);
+    assert_eq!(rig.sim.requests().len() - calls, 2);
+    assert_eq!(rig.credential_fetches("metadata:credentials"), 3);
+    assert_eq!(m.value(&errors("cvm", "AuthFailure.TokenFailure")), 3.0);
+    rig.sim.set_persistent_fault(BASE.0, None);
+    rig.poll_now().await;
+    assert_eq!(rig.scrape().await.value(&up("cvm")), 1.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_refresh_keeps_the_valid_credentials_until_they_expire() {
+    let dir = temp_dir();
+    let sim = sim();
+    sim.set_temporary_lifetime(Duration::from_secs(900));
+    let rig = Rig::start(
+        sim,
+        &dir,
+        &account(
+            "cvm",
+            &format!(
+                "credentials = \"cvm_role\"\nrole = \"{CVM_ROLE}\"\nmetadata_endpoint = \"{METADATA}\""
+            ),
+        ),
+        BTreeMap::new(),
+    );
+    let (logs, _guard) = Logs::capture(tracing::Level::WARN);
+    rig.first_polls().await;
+    rig.sim.set_metadata_fault(Some(MetadataFault::Unavailable));
+    // Scrapes a second after each scheduled poll.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Refresh due at 10 minutes fails; the credentials work until 15 minutes (less the margin).
+    for minute in [5, 10] {
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert_eq!(rig.scrape().await.value(&up("cvm")), 1.0, "minute {minute}");
+    }
+    let text = logs.text();
+    assert!(
+        text.contains("refreshing credentials failed, still using the current ones")
+            && text.contains("HTTP 503"),
+        "{text}"
+    );
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let m = rig.scrape().await;
+    assert_eq!(m.value(&up("cvm")), 0.0, "expired at 15 minutes");
+    let e = poll_failed_warning(&logs);
+    assert!(
+        e.contains("credential source cvm_role") && e.contains("HTTP 503"),
+        "{e}"
+    );
+    rig.sim.set_metadata_fault(None);
+    rig.poll_now().await;
+    assert_eq!(rig.scrape().await.value(&up("cvm")), 1.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Each way a source fails: named, with the reason, never the secret.
+
+/// The warning a failed poll logs (it names the source and the reason).
+fn poll_failed_warning(logs: &Logs) -> String {
+    let text = logs.text();
+    text.lines()
+        .find(|l| l.contains("WARN") && l.contains("poll failed"))
+        .unwrap_or_else(|| panic!("no poll failure logged:\n{text}"))
+        .to_owned()
+}
+
+/// Starts one account, polls once (which must fail), and returns the warning saying why.
+async fn failure(sim: Simulator, lines: &str, vars: BTreeMap<String, String>) -> String {
+    let (logs, _guard) = Logs::capture(tracing::Level::TRACE);
+    let dir = temp_dir();
+    let rig = Rig::start(sim, &dir, &account("acct", lines), vars);
+    rig.first_polls().await;
+    let m = rig.scrape().await;
+    assert_eq!(m.value(&up("acct")), 0.0);
+    assert_eq!(rig.last_error("acct").as_deref(), Some("credentials"));
+    let warning = poll_failed_warning(&logs);
+    assert!(warning.contains("code=\"credentials\""), "{warning}");
+    let text = logs.text();
+    for secret in [BASE.1, TARGET.1, FILES.1, PROFILE.1, WEB_TOKEN] {
+        assert!(!text.contains(secret), "{text}");
+    }
+    for c in rig.sim.issued_credentials() {
+        assert!(
+            !text.contains(&c.secret_key) && !text.contains(&c.token),
+            "{text}"
+        );
+    }
+    warning
+}
+
+fn cvm(role: &str) -> String {
+    format!("credentials = \"cvm_role\"\nrole = \"{role}\"\nmetadata_endpoint = \"{METADATA}\"")
+}
+
+#[tokio::test(start_paused = true)]
+async fn metadata_service_down() {
+    let sim = sim();
+    sim.set_metadata_fault(Some(MetadataFault::Unavailable));
+    let e = failure(sim, &cvm(CVM_ROLE), BTreeMap::new()).await;
+    assert!(e.contains("credential source cvm_role: metadata service http://metadata.simulator.test/latest/meta-data/cam/security-credentials/exporter-cvm-role: HTTP 503"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn metadata_role_not_attached() {
+    let e = failure(sim(), &cvm("no-such-role"), BTreeMap::new()).await;
+    assert!(
+        e.contains("credential source cvm_role")
+            && e.contains("HTTP 404: role \"no-such-role\" is not attached"),
+        "{e}"
+    );
+    let sim = Simulator::new();
+    sim.add_account(BASE.0, BASE.1);
+    let e = failure(
+        sim,
+        &format!("credentials = \"cvm_role\"\nmetadata_endpoint = \"{METADATA}\""),
+        BTreeMap::new(),
+    )
+    .await;
+    assert!(
+        e.contains("no CAM role is attached to this instance"),
+        "{e}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn metadata_answer_not_json() {
+    let sim = sim();
+    sim.set_metadata_fault(Some(MetadataFault::BadJson));
+    let e = failure(sim, &cvm(CVM_ROLE), BTreeMap::new()).await;
+    assert!(
+        e.contains("credential source cvm_role") && e.contains("the answer is not JSON"),
+        "{e}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn metadata_code_not_success() {
+    let sim = sim();
+    sim.set_metadata_fault(Some(MetadataFault::CodeNotSuccess));
+    let e = failure(sim, &cvm(CVM_ROLE), BTreeMap::new()).await;
+    assert!(
+        e.contains("credential source cvm_role")
+            && e.contains("Code is \"Failure\", not \"Success\""),
+        "{e}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn sts_errors_name_the_role_and_the_code() {
+    let faulty = sim();
+    faulty.set_sts_fault(Some("AuthFailure.UnauthorizedOperation"));
+    let lines = format!(
+        "secret_id = \"{}\"\nsecret_key = \"{}\"\nrole_arn = \"{ROLE_ARN}\"\nsts_endpoint = \"{STS}\"",
+        BASE.0, BASE.1
+    );
+    let e = failure(faulty, &lines, BTreeMap::new()).await;
+    assert!(e.contains(&format!("credential source role_arn: AssumeRole {ROLE_ARN} with the credentials of static: STS error AuthFailure.UnauthorizedOperation")), "{e}");
+
+    let lines = format!(
+        "secret_id = \"{}\"\nsecret_key = \"{}\"\nrole_arn = \"qcs::cam::uin/1:roleName/unknown\"\nsts_endpoint = \"{STS}\"",
+        BASE.0, BASE.1
+    );
+    let e = failure(sim(), &lines, BTreeMap::new()).await;
+    assert!(e.contains("ResourceNotFound.RoleNotExist"), "{e}");
+
+    // A wrong web identity token.
+    let dir = temp_dir();
+    let tke = tke_env(&dir);
+    write(&dir, "web-identity-token", "eyJstale-token");
+    let vars = tke
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let e = failure(
+        sim(),
+        &format!("credentials = \"oidc\"\nsts_endpoint = \"{STS}\""),
+        vars,
+    )
+    .await;
+    assert!(e.contains(&format!("credential source oidc: AssumeRoleWithWebIdentity {POD_ROLE_ARN}: STS error InvalidParameter.WebIdentityTokenError")), "{e}");
+    assert!(!e.contains("eyJstale-token"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_token_file() {
+    let dir = temp_dir();
+    let tke = tke_env(&dir);
+    std::fs::remove_file(dir.join("web-identity-token")).unwrap();
+    let vars = tke
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let e = failure(
+        sim(),
+        &format!("credentials = \"oidc\"\nsts_endpoint = \"{STS}\""),
+        vars,
+    )
+    .await;
+    assert!(
+        e.contains("credential source oidc: TKE_WEB_IDENTITY_TOKEN_FILE")
+            && e.contains("web-identity-token"),
+        "{e}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_environment_is_refused_at_start_or_named_by_the_chain() {
+    let dir = temp_dir();
+    let e = load(
+        &dir,
+        &account("a", "credentials = \"env\""),
+        &BTreeMap::new(),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("accounts[0]")
+            && e.contains("TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY are not both set"),
+        "{e}"
+    );
+    let e = load(
+        &dir,
+        &account("a", "credentials = \"oidc\""),
+        &env(&[("TKE_REGION", "ap-guangzhou")]),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("accounts[0].credentials")
+            && e.contains("TKE_PROVIDER_ID, TKE_WEB_IDENTITY_TOKEN_FILE, TKE_ROLE_ARN not set"),
+        "{e}"
+    );
+
+    // The chain with nothing to take: every link says why.
+    let sim = Simulator::new();
+    sim.add_account(BASE.0, BASE.1);
+    let e = failure(
+        sim,
+        &format!("metadata_endpoint = \"{METADATA}\""),
+        env(&[("HOME", &temp_dir().display().to_string())]),
+    )
+    .await;
+    for part in [
+        "credential source chain: no source gave credentials",
+        "env: TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY are not both set",
+        "profile: credentials file",
+        "cvm_role: metadata service",
+        "oidc: TKE_REGION, TKE_PROVIDER_ID, TKE_WEB_IDENTITY_TOKEN_FILE, TKE_ROLE_ARN not set",
+    ] {
+        assert!(e.contains(part), "{part:?} not in {e}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn unreadable_profile() {
+    let dir = temp_dir();
+    // Explicitly asked for: refused at start.
+    let not_a_file = temp_dir();
+    let vars = env(&[(
+        "TENCENTCLOUD_CREDENTIALS_FILE",
+        &not_a_file.display().to_string(),
+    )]);
+    let e = load(&dir, &account("a", "credentials = \"profile\""), &vars).unwrap_err();
+    assert!(
+        e.contains("accounts[0].profile") && e.contains("not a regular file"),
+        "{e}"
+    );
+    let broken = write(
+        &dir,
+        "broken",
+        &format!("[default]\nsecret_id {}\n", PROFILE.1),
+    );
+    let e = load(
+        &dir,
+        &account("a", "credentials = \"profile\""),
+        &env(&[(
+            "TENCENTCLOUD_CREDENTIALS_FILE",
+            &broken.display().to_string(),
+        )]),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("line 2 is neither") && !e.contains(PROFILE.1),
+        "{e}"
+    );
+
+    // In a chain (so not checked at start), with nothing after it: the poll says why.
+    let sim = Simulator::new();
+    sim.add_account(BASE.0, BASE.1);
+    let e = failure(sim, &format!("metadata_endpoint = \"{METADATA}\""), vars).await;
+    assert!(
+        e.contains("profile: credentials file") && e.contains("not a regular file"),
+        "{e}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real sockets.
+
+#[tokio::test]
+async fn metadata_and_sts_over_loopback_sockets() {
+    let sim = sim();
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sim.clone().serve(listener, shutdown.clone()));
+    // A port nothing listens on: the metadata service is down.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let accounts = format!(
+        "[[accounts]]\nname = \"assumed\"\nendpoint = \"{base}\"\ncredentials = \"cvm_role\"\nmetadata_endpoint = \"{base}\"\n\
+         role_arn = \"{ROLE_ARN}\"\nsts_endpoint = \"{base}\"\n\
+         [[accounts]]\nname = \"down\"\nendpoint = \"{base}\"\ncredentials = \"cvm_role\"\nmetadata_endpoint = \"http://{closed}\"\n"
+    );
+    let dir = temp_dir();
+    let config = load(&dir, &accounts, &BTreeMap::new()).unwrap();
+    let transport = Transport::Http(http_client(config.poll.timeout).unwrap());
+    let (logs, _guard) = Logs::capture(tracing::Level::WARN);
+    let rig = Rig::start_with(sim, &dir, &accounts, BTreeMap::new(), transport);
+    rig.first_polls().await;
+    let m = rig.scrape().await;
+    assert_eq!(
+        m.value(&up("assumed")),
+        1.0,
+        "{:?}",
+        rig.last_error("assumed")
+    );
+    assert_eq!(ids(&m, "assumed"), expected("t", 5));
+    assert_eq!(m.value(&up("down")), 0.0);
+    let e = poll_failed_warning(&logs);
+    assert!(
+        e.contains("account=\"down\"")
+            && e.contains(&format!("credential source cvm_role: metadata service http://{closed}/latest/meta-data/cam/security-credentials/")),
+        "{e}"
+    );
+    let services: Vec<String> = rig
+        .sim
+        .credential_requests()
+        .into_iter()
+        .map(|r| r.service)
+        .collect();
+    assert_eq!(
+        services,
+        ["metadata:role-name", "metadata:credentials", "AssumeRole"]
+    );
+    shutdown.cancel();
+}
+
+// ---------------------------------------------------------------------------------------------
+// No secret anywhere.
+
+#[tokio::test(start_paused = true)]
+async fn no_secret_or_token_in_logs_metrics_config_or_errors_at_trace_level() {
+    let (logs, _guard) = Logs::capture(tracing::Level::TRACE);
+    let dir = temp_dir();
+    let sim = sim();
+    sim.set_temporary_lifetime(Duration::from_secs(900));
+    let id_file = write(&dir, "id", FILES.0);
+    let key_file = write(&dir, "key", FILES.1);
+    let profile = write(
+        &dir,
+        "credentials",
+        &format!(
+            "[default]\nsecret_id = {}\nsecret_key = {}\n",
+            PROFILE.0, PROFILE.1
+        ),
+    );
+    let env_creds = sim.issue_temporary_credentials(TARGET.0, Duration::from_secs(7200));
+    let mut vars: Vec<(&str, String)> = tke_env(&dir);
+    vars.push(("TENCENTCLOUD_SECRET_ID", env_creds.secret_id.clone()));
+    vars.push(("TENCENTCLOUD_SECRET_KEY", env_creds.secret_key.clone()));
+    vars.push(("TENCENTCLOUD_TOKEN", env_creds.token.clone()));
+    vars.push((
+        "TENCENTCLOUD_CREDENTIALS_FILE",
+        profile.display().to_string(),
+    ));
+    let vars: BTreeMap<String, String> = vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let accounts = [
+        account(
+            "inline",
+            &format!(
+                "secret_id = \"{}\"\nsecret_key = \"{}\"\nrole_arn = \"{ROLE_ARN}\"\nsts_endpoint = \"{STS}\"",
+                BASE.0, BASE.1
+            ),
+        ),
+        account(
+            "files",
+            &format!(
+                "secret_id_file = {:?}\nsecret_key_file = {:?}",
+                id_file.display().to_string(),
+                key_file.display().to_string()
+            ),
+        ),
+        account("env", "credentials = \"env\""),
+        account("profile", "credentials = \"profile\""),
+        account("cvm", &cvm(CVM_ROLE)),
+        account(
+            "pod",
+            &format!("credentials = \"oidc\"\nsts_endpoint = \"{STS}\"\nrole_arn = \"{ROLE_ARN}\""),
+        ),
+        account("chain", &format!("metadata_endpoint = \"{METADATA}\"")),
+    ]
+    .concat();
+    let rig = Rig::start(sim, &dir, &accounts, vars);
+
+    // A full cycle, healthy, then a rotation, then every source failing.
+    rig.first_polls().await;
+    assert!(rig.exporter.all_up(), "{:?}", rig.exporter.store().pairs());
+    tokio::time::sleep(Duration::from_secs(660)).await;
+    assert!(rig.exporter.all_up());
+    rig.sim.revoke_temporary_credentials();
+    rig.sim
+        .set_metadata_fault(Some(MetadataFault::CodeNotSuccess));
+    rig.sim.set_sts_fault(Some("InternalError"));
+    std::fs::remove_file(dir.join("web-identity-token")).unwrap();
+    rig.poll_now().await;
+    let metrics = rig.get("/metrics").await;
+    let status_page = rig.get("/").await;
+    let failed = rig
+        .exporter
+        .store()
+        .pairs()
+        .into_values()
+        .filter(|p| !p.up)
+        .count();
+    assert!(
+        failed >= 4,
+        "sources failed: {:?}",
+        rig.exporter.store().pairs()
+    );
+    // The error values themselves, as the pollers get them: Display, alternate and Debug.
+    let transport = Transport::InProcess(rig.sim.router());
+    let mut errors = Vec::new();
+    for a in &rig.config.accounts {
+        let ctx = FetchContext {
+            transport: &transport,
+            timeout: Duration::from_secs(2),
+        };
+        if let Err(e) = a.credentials.current(ctx).await {
+            let api = ApiError::from(e.clone());
+            errors.push(format!("{e}\n{e:#}\n{e:?}\n{api}\n{api:?}"));
+        }
+    }
+    assert!(errors.len() >= 3, "{errors:?}");
+    let text = logs.text();
+    errors.extend(
+        text.lines()
+            .filter(|l| l.contains("poll failed"))
+            .map(str::to_owned),
+    );
+    let config_text = rig.config.to_redacted_toml();
+    let config_debug = format!("{:?}", rig.config);
+    assert!(
+        text.contains("TRACE") || text.contains("DEBUG"),
+        "logs were captured"
+    );
+    assert!(text.contains("credentials obtained"));
+
+    let mut secrets: Vec<String> = [BASE.1, TARGET.1, FILES.1, PROFILE.1, WEB_TOKEN]
+        .map(String::from)
+        .to_vec();
+    let issued = rig.sim.issued_credentials();
+    assert!(issued.len() >= 6, "{}", issued.len());
+    for c in &issued {
+        secrets.push(c.secret_key.clone());
+        secrets.push(c.token.clone());
+    }
+    for (what, haystack) in [
+        ("logs", &text),
+        ("/metrics", &metrics),
+        ("status page", &status_page),
+        ("--check-config", &config_text),
+        ("Debug of the config", &config_debug),
+        ("errors", &errors.join("\n")),
+    ] {
+        for secret in &secrets {
+            assert!(
+                !haystack.contains(secret.as_str()),
+                "a secret ({}…) appears in {what}",
+                &secret[..4]
+            );
+        }
+    }
+    // Every line is searched; the identities may show, the secrets never do.
+    assert!(
+        text.lines().count() > 50,
+        "{} log lines",
+        text.lines().count()
+    );
+}
