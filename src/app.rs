@@ -323,6 +323,16 @@ pub async fn run(
     loader: Option<ConfigLoader>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with_web(config, loader, crate::web::WebOptions::default(), shutdown).await
+}
+
+/// [`run`] with the web configuration (`--web.config.file`) and connection limits in `web`.
+pub async fn run_with_web(
+    config: Config,
+    loader: Option<ConfigLoader>,
+    web: crate::web::WebOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     // Registered before the socket exists: once a client can see the exporter, SIGHUP reloads.
     #[cfg(unix)]
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
@@ -337,7 +347,7 @@ pub async fn run(
         }
         Err(e) => tracing::warn!("cannot watch SIGHUP ({e}); reload with POST /-/reload"),
     }
-    serve_until_shutdown(listener, exporter, &config, shutdown).await
+    serve_until_shutdown(listener, exporter, &config, web, shutdown).await
 }
 
 fn start_for_listener(
@@ -362,13 +372,15 @@ pub async fn run_on(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let exporter = start_for_listener(&config, loader, &shutdown)?;
-    serve_until_shutdown(listener, exporter, &config, shutdown).await
+    let web = crate::web::WebOptions::default();
+    serve_until_shutdown(listener, exporter, &config, web, shutdown).await
 }
 
 async fn serve_until_shutdown(
     listener: TcpListener,
     exporter: Arc<Exporter>,
     config: &Config,
+    web: crate::web::WebOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     tracing::info!(
@@ -378,7 +390,7 @@ async fn serve_until_shutdown(
         interval = %humantime::format_duration(config.poll.interval),
         "serving"
     );
-    let server = crate::server::serve(listener, exporter.router(), shutdown.clone());
+    let server = crate::server::serve_with(listener, exporter.router(), web, shutdown.clone());
     // In-flight scrapes get a grace period; a client that holds its connection longer is cut off.
     let grace = async {
         shutdown.cancelled().await;

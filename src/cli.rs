@@ -33,6 +33,15 @@ pub struct Cli {
     )]
     pub telemetry_path: Option<String>,
 
+    /// Web configuration file in the Prometheus exporter-toolkit format: TLS, client
+    /// certificates, basic auth (bcrypt), extra response headers. Re-read while running.
+    #[arg(
+        long = "web.config.file",
+        env = "TLE_WEB_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub web_config_file: Option<PathBuf>,
+
     /// Log level.
     #[arg(long = "log.level", env = "TLE_LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -98,6 +107,8 @@ mod tests {
             "127.0.0.1:1",
             "--web.telemetry-path",
             "/m",
+            "--web.config.file",
+            "/etc/tle/web.yml",
             "--log.level",
             "debug",
             "--log.format",
@@ -110,6 +121,10 @@ mod tests {
         assert_eq!(c.config_file.unwrap().to_str(), Some("/etc/tle.toml"));
         assert_eq!(c.listen_address.as_deref(), Some("127.0.0.1:1"));
         assert_eq!(c.telemetry_path.as_deref(), Some("/m"));
+        assert_eq!(
+            c.web_config_file.unwrap().to_str(),
+            Some("/etc/tle/web.yml")
+        );
         assert_eq!(
             (c.log_level, c.log_format),
             (LogLevel::Debug, LogFormat::Json)

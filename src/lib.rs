@@ -12,8 +12,10 @@ pub mod poller;
 pub mod scheduler;
 pub mod server;
 pub mod simulator;
+pub mod status_page;
 pub mod store;
 pub mod tencent;
+pub mod web;
 
 /// The git revision this binary was built from (`build.rs`), or `unknown`.
 pub const REVISION: &str = match option_env!("TLE_GIT_REVISION") {

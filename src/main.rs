@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use tencent_live_exporter::cli::{Cli, LogFormat};
 use tencent_live_exporter::config::{self, Overrides};
-use tencent_live_exporter::{app, demo};
+use tencent_live_exporter::{app, demo, web};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -56,6 +56,12 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok(config::Config::validate(raw, &overrides, &env)?)
     });
     let config = loader()?;
+    for warning in config::permission_warnings(cli.config_file.as_deref()) {
+        tracing::warn!("{warning}");
+    }
+    // A web config file that cannot be read, parsed or turned into TLS refuses to start (exit 2);
+    // --check-config validates it too.
+    let web = web::WebOptions::from_file(cli.web_config_file.as_deref())?;
 
     if cli.check_config {
         print!("{}", config.to_redacted_toml());
@@ -74,7 +80,7 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         });
     }
 
-    app::run(config, Some(loader), shutdown).await?;
+    app::run_with_web(config, Some(loader), web, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
@@ -57,27 +57,63 @@ async fn reload_config(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let exposition = state.store.exposition();
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
-        exposition.text.clone(),
-    )
-        .into_response()
+    if accepts_gzip(&headers) {
+        (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
+                (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
+                (header::VARY, HeaderValue::from_static("Accept-Encoding")),
+            ],
+            exposition.gzip.clone(),
+        )
+            .into_response()
+    } else {
+        (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
+                (header::VARY, HeaderValue::from_static("Accept-Encoding")),
+            ],
+            exposition.text.clone(),
+        )
+            .into_response()
+    }
+}
+
+/// Whether `Accept-Encoding` lists gzip (or `*`) with a non-zero quality.
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .filter_map(|q| q.trim().parse::<f32>().ok())
+                .next()
+                .unwrap_or(1.0);
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
+        })
 }
 
 async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
 }
 
+/// The status page: the store's last results, rendered for a person.
 async fn landing(State(state): State<AppState>) -> Html<String> {
-    let path = escape(&state.telemetry_path);
-    Html(format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Tencent Live Exporter</title></head>\n\
-         <body><h1>Tencent Live Exporter</h1>\n<p>Prepaid Tencent Cloud Live packages as Prometheus metrics.</p>\n\
-         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/healthz\">Health</a></li></ul>\n\
-         <p>Version {}</p></body></html>\n",
-        env!("CARGO_PKG_VERSION")
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    Html(crate::status_page::render(
+        &state.store.pairs(),
+        &state.telemetry_path,
+        now,
     ))
 }
 
@@ -98,14 +134,31 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled; in-flight requests finish.
+/// Plain HTTP without authentication, with the default limits of [`crate::web::WebOptions`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    serve_with(
+        listener,
+        router,
+        crate::web::WebOptions::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] with the web configuration (`--web.config.file`: TLS, basic auth, headers) and
+/// limits in `web`. Every listener gets a header read timeout, a bound on concurrent
+/// connections, and only GET/HEAD (plus POST on `/-/reload`); see `crate::web`.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    web: crate::web::WebOptions,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    crate::web::serve::serve(listener, router, web, shutdown).await
 }
 
 #[cfg(test)]
@@ -222,6 +275,55 @@ mod tests {
             call(Method::GET, "/-/reload").await.0,
             StatusCode::METHOD_NOT_ALLOWED
         );
+    }
+
+    #[tokio::test]
+    async fn gzip_is_served_to_clients_that_accept_it() {
+        use std::io::Read;
+        let app = app();
+        let resp = app
+            .clone()
+            .oneshot(
+                Request::get("/custom/metrics")
+                    .header("accept-encoding", "gzip")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()[header::CONTENT_ENCODING], "gzip");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(text.contains("tencent_live_exporter_build_info"), "{text}");
+        let plain = app
+            .oneshot(Request::get("/custom/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        let plain = plain.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            text.as_bytes(),
+            &plain[..],
+            "the same exposition, compressed"
+        );
+    }
+
+    #[test]
+    fn accept_encoding_is_parsed_with_qualities() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_gzip(&m)
+        };
+        assert!(h("gzip"));
+        assert!(h("identity, GZIP;q=0.5"));
+        assert!(h("*"));
+        assert!(!h("gzip;q=0"));
+        assert!(!h("br, deflate"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

@@ -35,10 +35,36 @@ pub struct PairState {
     pub polls: u64,
 }
 
-/// The encoded `/metrics` answer.
+/// The encoded `/metrics` answer, plain and gzip-compressed, both made once per poll.
 #[derive(Debug, Clone, Default)]
 pub struct Exposition {
     pub text: Bytes,
+    /// `text` gzip-compressed, for clients that accept it (Prometheus does).
+    pub gzip: Bytes,
+}
+
+impl Exposition {
+    pub fn new(text: Vec<u8>) -> Self {
+        let gzip = gzip(&text);
+        Exposition {
+            text: text.into(),
+            gzip: gzip.into(),
+        }
+    }
+}
+
+/// Fast compression: the text is highly repetitive, so level 1 already shrinks it ~10x, at a
+/// fraction of the default level's CPU.
+fn gzip(text: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(text.len() / 8 + 64),
+        flate2::Compression::fast(),
+    );
+    encoder
+        .write_all(text)
+        .and_then(|()| encoder.finish())
+        .expect("compressing into memory cannot fail")
 }
 
 pub type PairKey = (String, QueryType);
@@ -219,8 +245,7 @@ impl Store {
             })
             .collect();
         let text = encode(&series, &self.metrics);
-        *self.exposition.write().expect("exposition lock") =
-            Arc::new(Exposition { text: text.into() });
+        *self.exposition.write().expect("exposition lock") = Arc::new(Exposition::new(text));
         self.published.send_modify(|n| *n += 1);
     }
 

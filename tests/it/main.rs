@@ -2,9 +2,13 @@
 //! Live API simulator, over loopback sockets or in process under paused time; plus the shipped
 //! deploy files under promtool.
 
+mod credentials;
 mod deploy;
 mod exporter;
 mod faults;
+mod prometheus_e2e;
 mod reload;
 mod soak;
+mod status_page;
 mod support;
+mod web;

@@ -1,0 +1,68 @@
+//! Securing the HTTP endpoint: `--web.config.file` in the Prometheus exporter-toolkit format
+//! (TLS by rustls, client certificates, basic auth with bcrypt hashes, extra response headers,
+//! rate limit), re-read while running; and the hardened accept loop every listener uses
+//! (header read timeout, bounded connections, GET/HEAD only, graceful shutdown).
+//!
+//! - `config.rs`: the YAML file → validated settings (no I/O).
+//! - `tls.rs`: settings + certificate bytes → rustls `ServerConfig` and client verifiers.
+//! - `auth.rs`: basic auth: constant-time bcrypt, cached successes, decoy for unknown users.
+//! - `rate.rs`: `rate_limit`'s token bucket.
+//! - `source.rs`: the file as it applies now; re-checks that keep the last good one.
+//! - `serve.rs`: the accept loop and the gate in front of the routes.
+
+pub mod auth;
+pub mod config;
+pub mod rate;
+pub mod serve;
+pub mod source;
+pub mod tls;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{WebConfig, WebConfigError};
+pub use serve::CHALLENGE;
+pub use source::{Active, Reloaded, WebConfigSource};
+
+/// How long a client may take to send a request's headers (and, on TLS, its handshake); an
+/// idle keep-alive connection is closed after as long.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once; further ones wait in the listen backlog until one closes.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// How often the web configuration file (and the files it names) is checked for changes.
+pub const RECHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How the HTTP server accepts and admits connections.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// `--web.config.file`; `None`: plain HTTP, no authentication.
+    pub config: Option<Arc<WebConfigSource>>,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    pub recheck_interval: Duration,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        WebOptions {
+            config: None,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            recheck_interval: RECHECK_INTERVAL,
+        }
+    }
+}
+
+impl WebOptions {
+    /// The defaults with the web configuration file loaded, when one is given. A file that
+    /// cannot be read, parsed or built into a TLS configuration is an error: refuse to start.
+    pub fn from_file(path: Option<&Path>) -> Result<WebOptions, WebConfigError> {
+        Ok(WebOptions {
+            config: path.map(WebConfigSource::load).transpose()?.map(Arc::new),
+            ..WebOptions::default()
+        })
+    }
+}

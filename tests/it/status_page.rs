@@ -1,0 +1,129 @@
+//! The status page in a real headless browser (Debian's chromium): it renders, shows the demo's
+//! packages, and a screenshot is taken (`docs/status-page.png` in the README is one of these).
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{PATIENCE, run, tool};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tencent-live-exporter");
+
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Chromium as the environment's notes say it runs here: headless, no sandbox (root), and no
+/// background networking (this machine has no network).
+fn chromium(browser: &std::path::Path, profile: &std::path::Path) -> Command {
+    let mut c = Command::new(browser);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    c
+}
+
+/// A plain HTTP/1.1 GET over loopback: the whole answer, or `None` while nothing listens.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[test]
+fn the_status_page_renders_the_demo_packages_in_chromium() {
+    let Some(browser) = tool("chromium") else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let daemon = Kill(
+        Command::new(BIN)
+            .args(["--demo", "--log.level", "error", "--web.listen-address"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait (bounded) until the first polls are on the page.
+    let started = std::time::Instant::now();
+    loop {
+        let polled = http_get(port, "/").is_some_and(|page| page.contains("demo-flux-low"));
+        if polled {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the demo never showed its packages"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let dir = std::env::temp_dir().join(format!("tle-chromium-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let (ok, dom) = run(chromium(&browser, &dir.join("profile-dom"))
+        .arg("--dump-dom")
+        .arg(&url));
+    assert!(ok, "chromium --dump-dom failed:\n{dom}");
+    for expected in [
+        "<h1>Tencent Live Exporter</h1>",
+        "demo-flux-low",
+        "demo-transcode-new",
+        "demo-mic",
+        "281975",
+        "<span class=\"up\">up</span>",
+    ] {
+        assert!(
+            dom.contains(expected),
+            "rendered page lacks {expected:?}:\n{dom}"
+        );
+    }
+    // The nearly exhausted and the soon-expiring packages come first (soonest trouble first).
+    let low = dom.find("<td>demo-flux-low</td>").unwrap();
+    let expiring = dom.find("<td>demo-transcode-new</td>").unwrap();
+    let healthy = dom.find("<td>demo-flux-main</td>").unwrap();
+    assert!(low < healthy && expiring < healthy, "soonest trouble first");
+
+    let shot = dir.join("status-page.png");
+    let (ok, out) = run(chromium(&browser, &dir.join("profile-shot"))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1280,1500")
+        .arg(&url));
+    assert!(ok, "chromium --screenshot failed:\n{out}");
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a real screenshot, {} bytes",
+        png.len()
+    );
+    if let Ok(dest) = std::env::var("TLE_STATUS_SCREENSHOT") {
+        std::fs::copy(&shot, dest).unwrap();
+    }
+    drop(daemon);
+}
