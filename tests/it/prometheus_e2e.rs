@@ -1,0 +1,641 @@
+//! The shipped Grafana dashboard and alert rules against a real Prometheus server (Debian's
+//! `prometheus`, 2.42) scraping the real exporter binary in `--demo` mode.
+//!
+//! Prometheus scrapes and evaluates every second with `deploy/prometheus/alerts.yml` loaded; the
+//! exporter polls its built-in simulator every 2 s, and each poll drains the demo's in-use
+//! packages a little, so rates, `deriv` and `predict_linear` have data within seconds. The test
+//! asserts that:
+//!
+//! - the scrape target is up and every rule of `alerts.yml` is loaded and evaluates (`health` ok);
+//! - every query of the dashboard (instant or range, as its panel runs it, with the Grafana
+//!   variables replaced) and every rule expression answers without error, and has data, except
+//!   those listed in [`DASHBOARD_MAY_BE_EMPTY`] and [`RULES_MAY_BE_EMPTY`], which the demo cannot
+//!   trigger (no API errors, no invalid fields, no outage);
+//! - the dashboard's `label_values` variables find values;
+//! - the demo's nearly exhausted package `demo-flux-low` (3 % left) drives
+//!   `TencentLivePackageQuotaCritical` and `TencentLivePackageQuotaLow`, the expiring package
+//!   `demo-transcode-new` (about 5 days left) drives `TencentLivePackageExpiringSoon`, and the
+//!   draining packages drive `TencentLivePackageExhaustionForecast`, to pending or firing, with
+//!   annotations whose templates expand without error;
+//! - once the target is up, no exporter-health alert is active.
+//!
+//! An external server's progress cannot be driven, so this test polls Prometheus' HTTP API every
+//! 500 ms, bounded by [`DEADLINE`]. Both processes are killed by a guard, also on panic.
+//!
+//! `demo-flux-low` loses 0.2 % of its quota per poll, so it is exhausted (and leaves the quota
+//! alerts) about 30 s after the exporter starts: the exporter is started only once Prometheus has
+//! discovered its target, so the first scrape follows within a second. Alert states are recorded
+//! on every round, so a pending state seen once counts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::support::{repo_path, tool};
+
+/// Bound on the whole test once both processes are started.
+const DEADLINE: Duration = Duration::from_secs(90);
+/// How often Prometheus' API is asked again.
+const ROUND: Duration = Duration::from_millis(500);
+
+/// Dashboard queries (by a metric they use) that may be empty with the demo: it makes no failed
+/// API calls and its answers have no invalid fields.
+const DASHBOARD_MAY_BE_EMPTY: &[&str] = &[
+    "tencent_live_exporter_api_request_errors_total",
+    "tencent_live_exporter_invalid_fields_total",
+];
+
+/// Alert rules whose expression may be empty with the demo; every other rule must have data.
+/// - `TencentLivePackageExpiringCritical`: no demo package with quota left expires within 3 days.
+/// - `TencentLiveNoUsablePackage`: every package type keeps a usable package during the test.
+/// - `TencentLivePollFailing`, `TencentLiveApiErrorsHigh`, `TencentLiveDataStale`: the simulator
+///   answers every poll.
+/// - `TencentLiveExporterDown`, `TencentLiveExporterAbsent`: the target is scraped.
+const RULES_MAY_BE_EMPTY: &[&str] = &[
+    "TencentLivePackageExpiringCritical",
+    "TencentLiveNoUsablePackage",
+    "TencentLivePollFailing",
+    "TencentLiveApiErrorsHigh",
+    "TencentLiveDataStale",
+    "TencentLiveExporterDown",
+    "TencentLiveExporterAbsent",
+];
+
+/// Alerts that must not be active at the end (`TencentLiveExporterAbsent` is pending until the
+/// first scrape; `TencentLiveExporterDown` and `TencentLiveApiErrorsHigh` are left out because a
+/// scrape or a call can time out on a loaded machine).
+const HEALTHY_NOT_ACTIVE: &[&str] = &[
+    "TencentLiveExporterAbsent",
+    "TencentLiveDataStale",
+    "TencentLivePollFailing",
+    "TencentLiveNoUsablePackage",
+    "TencentLivePackageExpiringCritical",
+];
+
+/// (alertname, package_id) that must reach pending or firing; `None`: any package.
+const REQUIRED_ALERTS: &[(&str, Option<&str>)] = &[
+    ("TencentLivePackageQuotaCritical", Some("demo-flux-low")),
+    ("TencentLivePackageQuotaLow", Some("demo-flux-low")),
+    ("TencentLivePackageExpiringSoon", Some("demo-transcode-new")),
+    ("TencentLivePackageExhaustionForecast", None),
+];
+
+/// A child process killed (and reaped) on drop, and the scratch directory removed.
+struct Processes {
+    dir: PathBuf,
+    children: Vec<(&'static str, Child)>,
+}
+
+impl Processes {
+    fn log(&self, name: &str) -> String {
+        let text =
+            std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn spawn(&mut self, name: &'static str, cmd: &mut Command) {
+        let log = File::create(self.dir.join(format!("{name}.log"))).expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        self.children.push((name, child));
+    }
+
+    /// Panics if a process has exited.
+    fn assert_running(&mut self) {
+        let mut dead = Vec::new();
+        for (name, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                dead.push((*name, status));
+            }
+        }
+        if let Some((name, status)) = dead.first() {
+            panic!("{name} exited early ({status}):\n{}", self.log(name));
+        }
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+fn scratch_dir() -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir =
+        std::env::temp_dir().join(format!("tle-prometheus-e2e-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// One query of the dashboard: where it is, its PromQL with Grafana's variables replaced, and
+/// whether the panel runs it as an instant query.
+#[derive(Debug)]
+struct DashboardQuery {
+    place: String,
+    promql: String,
+    instant: bool,
+}
+
+/// Grafana's variables as a dashboard user with "All" selected everywhere would send them.
+fn substitute(expr: &str) -> String {
+    let replaced = [
+        ("${account}", ".*"),
+        ("$account", ".*"),
+        ("${package_type}", ".*"),
+        ("$package_type", ".*"),
+        ("${status}", ".*"),
+        ("$status", ".*"),
+        ("${__rate_interval}", "1m"),
+        ("$__rate_interval", "1m"),
+        ("${__interval}", "15s"),
+        ("$__interval", "15s"),
+        ("${__range}", "1h"),
+        ("$__range", "1h"),
+    ]
+    .iter()
+    .fold(expr.to_owned(), |e, (from, to)| e.replace(from, to));
+    assert!(
+        !replaced.contains('$'),
+        "unhandled Grafana variable in {expr}"
+    );
+    replaced
+}
+
+fn dashboard_queries(dashboard: &Value) -> Vec<DashboardQuery> {
+    fn walk(panels: &Value, out: &mut Vec<DashboardQuery>) {
+        for panel in panels.as_array().into_iter().flatten() {
+            walk(&panel["panels"], out);
+            let title = panel["title"].as_str().unwrap_or("?");
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().expect("every target has an expr");
+                out.push(DashboardQuery {
+                    place: format!("{title}/{}", target["refId"].as_str().unwrap_or("?")),
+                    promql: substitute(expr),
+                    instant: target["instant"].as_bool() == Some(true),
+                });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    out
+}
+
+/// `label_values(metric, label)` of the dashboard's query variables: (variable, metric, label).
+fn dashboard_variables(dashboard: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for var in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if var["type"] != "query" {
+            continue;
+        }
+        let query = var["query"]["query"]
+            .as_str()
+            .or_else(|| var["query"].as_str())
+            .expect("query variable has a query");
+        let inner = query
+            .trim()
+            .strip_prefix("label_values(")
+            .and_then(|q| q.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("variable query {query} is not label_values(...)"));
+        let (metric, label) = inner.rsplit_once(',').expect("label_values(metric, label)");
+        out.push((
+            var["name"].as_str().unwrap_or("?").to_owned(),
+            metric.trim().to_owned(),
+            label.trim().to_owned(),
+        ));
+    }
+    out
+}
+
+/// The Prometheus HTTP API.
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// GET `path` with `params`; the parsed JSON answer, whatever the HTTP status (errors come
+    /// as `{"status":"error",...}` with a 4xx).
+    async fn get(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
+        let url = reqwest::Url::parse_with_params(&format!("{}{path}", self.base), params)
+            .map_err(|e| e.to_string())?;
+        let resp = self.http.get(url).send().await.map_err(|e| e.to_string())?;
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
+    }
+
+    /// The data of a successful answer; `Err` with Prometheus' error otherwise.
+    async fn data(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
+        let answer = self.get(path, params).await?;
+        if answer["status"] == "success" {
+            Ok(answer["data"].clone())
+        } else {
+            Err(format!(
+                "{}: {}",
+                answer["errorType"].as_str().unwrap_or("?"),
+                answer["error"].as_str().unwrap_or("?")
+            ))
+        }
+    }
+
+    /// Evaluates `promql` now (instant) or over the last minute (range, step 1s): the number of
+    /// series, or Prometheus' error.
+    async fn series(&self, promql: &str, instant: bool) -> Result<usize, String> {
+        let data = if instant {
+            self.data("/api/v1/query", &[("query", promql)]).await?
+        } else {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            let (start, end) = (format!("{:.3}", now - 60.0), format!("{now:.3}"));
+            self.data(
+                "/api/v1/query_range",
+                &[
+                    ("query", promql),
+                    ("start", &start),
+                    ("end", &end),
+                    ("step", "1"),
+                ],
+            )
+            .await?
+        };
+        Ok(data["result"].as_array().map_or(0, Vec::len))
+    }
+}
+
+fn rule_job(alerts: &str) -> String {
+    let jobs: BTreeSet<&str> = alerts
+        .match_indices("job=\"")
+        .map(|(i, m)| {
+            let rest = &alerts[i + m.len()..];
+            &rest[..rest.find('"').expect("closing quote")]
+        })
+        .collect();
+    assert_eq!(jobs.len(), 1, "alerts.yml selects one scrape job: {jobs:?}");
+    jobs.into_iter().next().unwrap().to_owned()
+}
+
+fn prometheus_config(job: &str, rules: &Path, exporter_port: u16) -> String {
+    format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - '{}'\n\
+         scrape_configs:\n  - job_name: '{job}'\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n",
+        rules.display()
+    )
+}
+
+/// What the rounds have seen so far.
+#[derive(Default)]
+struct Seen {
+    target_up: bool,
+    /// Queries (dashboard place or rule name) that answered without error at least once after
+    /// the target was up, and the number of series of their best answer.
+    evaluated: BTreeMap<String, usize>,
+    /// Rule name → health and last error of the latest round.
+    rule_health: BTreeMap<String, (String, String)>,
+    /// Variable → values.
+    variables: BTreeMap<String, usize>,
+    /// (alertname, package_id) → best state seen ("firing" beats "pending").
+    alerts: BTreeMap<(String, String), String>,
+    /// Annotations that failed to expand.
+    template_errors: BTreeSet<String>,
+    /// Alerts active in the latest round.
+    active_now: BTreeSet<String>,
+}
+
+impl Seen {
+    fn required_alerts_missing(&self) -> Vec<String> {
+        REQUIRED_ALERTS
+            .iter()
+            .filter(|(name, package)| {
+                !self
+                    .alerts
+                    .keys()
+                    .any(|(n, p)| n == name && package.is_none_or(|package| p == package))
+            })
+            .map(|(name, package)| format!("{name} {}", package.unwrap_or("(any package)")))
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_evaluates_every_dashboard_query_and_rule_and_the_demo_drives_alerts() {
+    let Some(prometheus) = tool("prometheus") else {
+        return;
+    };
+    let alerts_yml = std::fs::read_to_string(repo_path("deploy/prometheus/alerts.yml"))
+        .expect("deploy/prometheus/alerts.yml");
+    let rule_count = alerts_yml
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- alert:"))
+        .count();
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_path("deploy/grafana/tencent-live-packages.json"))
+            .expect("deploy/grafana/tencent-live-packages.json"),
+    )
+    .expect("the dashboard is JSON");
+    let queries = dashboard_queries(&dashboard);
+    let variables = dashboard_variables(&dashboard);
+    assert!(queries.len() >= 10, "dashboard queries: {queries:#?}");
+
+    let mut procs = Processes {
+        dir: scratch_dir(),
+        children: Vec::new(),
+    };
+    // The shipped rules, with the scrape job named as they expect.
+    let rules = procs.dir.join("alerts.yml");
+    std::fs::write(&rules, &alerts_yml).unwrap();
+    let (exporter_port, prometheus_port) = (free_port(), free_port());
+    let config = procs.dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        prometheus_config(&rule_job(&alerts_yml), &rules, exporter_port),
+    )
+    .unwrap();
+
+    let started = Instant::now();
+    procs.spawn(
+        "prometheus",
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                procs.dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}")),
+    );
+    let api = Api {
+        base: format!("http://127.0.0.1:{prometheus_port}"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap(),
+    };
+
+    // Prometheus ready and its target discovered (the discovery manager hands targets over
+    // after up to 5 s), then the exporter, so that its first poll is scraped at once.
+    loop {
+        procs.assert_running();
+        assert!(
+            started.elapsed() < DEADLINE,
+            "Prometheus did not discover its target in time:\n{}",
+            procs.log("prometheus")
+        );
+        if let Ok(data) = api.data("/api/v1/targets", &[]).await {
+            if data["activeTargets"]
+                .as_array()
+                .is_some_and(|t| !t.is_empty())
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(ROUND).await;
+    }
+    let mut exporter = Command::new(env!("CARGO_BIN_EXE_tencent-live-exporter"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TLE") || key.starts_with("TENCENTCLOUD") || key == "RUST_LOG" {
+            exporter.env_remove(key);
+        }
+    }
+    procs.spawn(
+        "exporter",
+        exporter
+            .args(["--demo", "--web.listen-address"])
+            .arg(format!("127.0.0.1:{exporter_port}"))
+            .env("TLE__POLL__INTERVAL", "2s"),
+    );
+
+    let mut seen = Seen::default();
+    let outcome = loop {
+        procs.assert_running();
+        round(&api, &queries, &variables, &mut seen).await;
+        let missing = missing(&seen, &queries, &variables, rule_count);
+        if missing.is_empty() {
+            break Ok(());
+        }
+        if started.elapsed() > DEADLINE {
+            break Err(missing);
+        }
+        tokio::time::sleep(ROUND).await;
+    };
+    if let Err(missing) = outcome {
+        panic!(
+            "after {:?}, still missing:\n  {}\n\nevaluated (series): {:#?}\nrules: {:#?}\nalerts seen: {:#?}\n\
+             --- prometheus log ---\n{}\n--- exporter log ---\n{}",
+            started.elapsed(),
+            missing.join("\n  "),
+            seen.evaluated,
+            seen.rule_health,
+            seen.alerts,
+            procs.log("prometheus"),
+            procs.log("exporter"),
+        );
+    }
+    assert!(
+        seen.template_errors.is_empty(),
+        "alert annotations failed to expand: {:#?}",
+        seen.template_errors
+    );
+    let unhealthy: Vec<_> = seen
+        .active_now
+        .iter()
+        .filter(|a| HEALTHY_NOT_ACTIVE.contains(&a.as_str()))
+        .collect();
+    assert!(
+        unhealthy.is_empty(),
+        "health alerts active while the demo is healthy: {unhealthy:?}\nexporter log:\n{}",
+        procs.log("exporter")
+    );
+    eprintln!(
+        "prometheus e2e: done in {:?}; {} dashboard queries, {} rules; alerts seen: {:?}",
+        started.elapsed(),
+        queries.len(),
+        rule_count,
+        seen.alerts
+    );
+}
+
+/// One round of questions to Prometheus; panics on any query error.
+async fn round(
+    api: &Api,
+    queries: &[DashboardQuery],
+    variables: &[(String, String, String)],
+    seen: &mut Seen,
+) {
+    if !seen.target_up {
+        if let Ok(data) = api.data("/api/v1/targets", &[]).await {
+            seen.target_up = data["activeTargets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["health"] == "up");
+        }
+        if !seen.target_up {
+            return;
+        }
+    }
+
+    // Rules as Prometheus loaded them: their health, and their expressions.
+    let groups = api
+        .data("/api/v1/rules", &[])
+        .await
+        .expect("GET /api/v1/rules");
+    let mut rule_queries = Vec::new();
+    for group in groups["groups"].as_array().into_iter().flatten() {
+        for rule in group["rules"].as_array().into_iter().flatten() {
+            let name = rule["name"].as_str().unwrap_or("?").to_owned();
+            let health = rule["health"].as_str().unwrap_or("?").to_owned();
+            let last_error = rule["lastError"].as_str().unwrap_or("").to_owned();
+            assert_ne!(health, "err", "rule {name} fails to evaluate: {last_error}");
+            rule_queries.push((
+                name.clone(),
+                rule["query"].as_str().unwrap_or("").to_owned(),
+            ));
+            seen.rule_health.insert(name, (health, last_error));
+        }
+    }
+
+    let dashboard = queries
+        .iter()
+        .map(|q| (q.place.clone(), q.promql.clone(), q.instant));
+    let rules = rule_queries
+        .into_iter()
+        .map(|(name, query)| (format!("rule {name}"), query, true));
+    for (place, promql, instant) in dashboard.chain(rules) {
+        if seen.evaluated.get(&place).is_some_and(|&n| n > 0) {
+            continue;
+        }
+        let series = api
+            .series(&promql, instant)
+            .await
+            .unwrap_or_else(|e| panic!("{place}: Prometheus refuses\n{promql}\n{e}"));
+        let best = seen.evaluated.entry(place).or_default();
+        *best = (*best).max(series);
+    }
+
+    for (name, metric, label) in variables {
+        let values = api
+            .data(
+                &format!("/api/v1/label/{label}/values"),
+                &[("match[]", metric)],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("variable {name}: label_values({metric}, {label}): {e}"));
+        seen.variables
+            .insert(name.clone(), values.as_array().map_or(0, Vec::len));
+    }
+
+    let alerts = api
+        .data("/api/v1/alerts", &[])
+        .await
+        .expect("GET /api/v1/alerts");
+    seen.active_now.clear();
+    for alert in alerts["alerts"].as_array().into_iter().flatten() {
+        let name = alert["labels"]["alertname"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned();
+        let package = alert["labels"]["package_id"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let state = alert["state"].as_str().unwrap_or("?").to_owned();
+        for (key, text) in alert["annotations"].as_object().into_iter().flatten() {
+            let text = text.as_str().unwrap_or("");
+            if text.contains("error expanding template") || text.contains("<no value>") {
+                seen.template_errors
+                    .insert(format!("{name} {package} {key}: {text}"));
+            }
+        }
+        seen.active_now.insert(name.clone());
+        let best = seen.alerts.entry((name, package)).or_default();
+        if *best != "firing" {
+            *best = state;
+        }
+    }
+}
+
+/// What is not yet shown; empty when the test has seen everything.
+fn missing(
+    seen: &Seen,
+    queries: &[DashboardQuery],
+    variables: &[(String, String, String)],
+    rule_count: usize,
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    if !seen.target_up {
+        missing.push("the scrape target up".to_owned());
+        return missing;
+    }
+    if seen.rule_health.len() != rule_count {
+        missing.push(format!(
+            "{rule_count} rules loaded (Prometheus has {})",
+            seen.rule_health.len()
+        ));
+    }
+    for (name, (health, _)) in &seen.rule_health {
+        if health != "ok" {
+            missing.push(format!("rule {name} evaluated (health {health})"));
+        }
+    }
+    for q in queries {
+        let may_be_empty = DASHBOARD_MAY_BE_EMPTY.iter().any(|m| q.promql.contains(m));
+        match seen.evaluated.get(&q.place) {
+            None => missing.push(format!("dashboard {} evaluated", q.place)),
+            Some(0) if !may_be_empty => {
+                missing.push(format!("dashboard {} has data: {}", q.place, q.promql))
+            }
+            _ => {}
+        }
+    }
+    for name in seen.rule_health.keys() {
+        match seen.evaluated.get(&format!("rule {name}")) {
+            None => missing.push(format!("rule {name} expression evaluated")),
+            Some(0) if !RULES_MAY_BE_EMPTY.contains(&name.as_str()) => {
+                missing.push(format!("rule {name} expression has data"))
+            }
+            _ => {}
+        }
+    }
+    for (name, _, _) in variables {
+        if seen.variables.get(name).copied().unwrap_or(0) == 0 {
+            missing.push(format!("variable {name} has values"));
+        }
+    }
+    missing.extend(
+        seen.required_alerts_missing()
+            .into_iter()
+            .map(|a| format!("alert {a} pending or firing")),
+    );
+    missing
+}
