@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -181,203 +181,284 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A family built afresh for one encoding: series of vanished packages simply are not in it.
-struct Family {
-    inner: MetricFamily,
+/// A sample value, written exactly: integers as integers, the rest in Rust's shortest form.
+#[derive(Clone, Copy)]
+enum Value {
+    Int(i64),
+    Uint(u64),
+    Float(f64),
 }
 
-impl Family {
-    fn gauge(name: &str, help: &str) -> Self {
-        let mut inner = MetricFamily::default();
-        inner.set_name(name.to_owned());
-        inner.set_help(help.to_owned());
-        inner.set_field_type(MetricType::GAUGE);
-        Family { inner }
+/// Writes the text format straight into one buffer: no per-series allocation, so encoding
+/// 10,000 packages costs one pass and the output's own memory, not tens of MiB of label objects.
+struct Writer {
+    buf: Vec<u8>,
+    /// Where the current family's header began, to drop a family that got no sample.
+    family_start: usize,
+    family_samples: usize,
+}
+
+impl Writer {
+    fn family(&mut self, name: &str, help: &str) {
+        self.family_start = self.buf.len();
+        self.family_samples = 0;
+        // HELP text escapes backslash and newline; ours contain neither, but stay safe.
+        self.buf.extend_from_slice(b"# HELP ");
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b' ');
+        for c in help.bytes() {
+            match c {
+                b'\\' => self.buf.extend_from_slice(b"\\\\"),
+                b'\n' => self.buf.extend_from_slice(b"\\n"),
+                c => self.buf.push(c),
+            }
+        }
+        self.buf.extend_from_slice(b"\n# TYPE ");
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b" gauge\n");
     }
 
-    fn push(&mut self, labels: &[(&str, &str)], value: f64) {
-        let pairs = labels
-            .iter()
-            .map(|(k, v)| {
-                let mut l = LabelPair::default();
-                l.set_name((*k).to_owned());
-                l.set_value((*v).to_owned());
-                l
-            })
-            .collect();
-        let mut g = Gauge::default();
-        g.set_value(value);
-        let mut m = Metric::from_label(pairs);
-        m.set_gauge(g);
-        self.inner.mut_metric().push(m);
+    /// Ends a family; an empty one (a bare HELP/TYPE) is removed.
+    fn end_family(&mut self) {
+        if self.family_samples == 0 {
+            self.buf.truncate(self.family_start);
+        }
     }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: Value) {
+        use std::io::Write as _;
+        self.family_samples += 1;
+        self.buf.extend_from_slice(name.as_bytes());
+        if !labels.is_empty() {
+            self.buf.push(b'{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.buf.push(b',');
+                }
+                self.buf.extend_from_slice(k.as_bytes());
+                self.buf.extend_from_slice(b"=\"");
+                for c in v.bytes() {
+                    match c {
+                        b'\\' => self.buf.extend_from_slice(b"\\\\"),
+                        b'"' => self.buf.extend_from_slice(b"\\\""),
+                        b'\n' => self.buf.extend_from_slice(b"\\n"),
+                        c => self.buf.push(c),
+                    }
+                }
+                self.buf.push(b'"');
+            }
+            self.buf.push(b'}');
+        }
+        self.buf.push(b' ');
+        let _ = match value {
+            Value::Int(v) => write!(self.buf, "{v}"),
+            Value::Uint(v) => write!(self.buf, "{v}"),
+            Value::Float(v) if v.is_nan() => write!(self.buf, "NaN"),
+            Value::Float(v) if v.is_infinite() => {
+                write!(self.buf, "{}", if v > 0.0 { "+Inf" } else { "-Inf" })
+            }
+            Value::Float(v) => write!(self.buf, "{v}"),
+        };
+        self.buf.push(b'\n');
+    }
+}
+
+/// One package to export, with its labels resolved once.
+struct Row<'a> {
+    account: &'a str,
+    package: &'a Package,
+    kind: String,
+    status: String,
 }
 
 /// Encodes the whole exposition: per-pair state, package series, then the exporter's metrics.
+/// `size_hint` is the previous encoding's length, so the buffer is allocated once.
 pub fn encode(pairs: &[PairSeries<'_>], exporter: &ExporterMetrics) -> Vec<u8> {
-    let mut up = Family::gauge(
+    encode_with_hint(pairs, exporter, 0)
+}
+
+/// [`encode`] into a buffer of `size_hint` bytes to begin with.
+pub fn encode_with_hint(
+    pairs: &[PairSeries<'_>],
+    exporter: &ExporterMetrics,
+    size_hint: usize,
+) -> Vec<u8> {
+    let mut w = Writer {
+        buf: Vec::with_capacity(size_hint + size_hint / 16 + 4096),
+        family_start: 0,
+        family_samples: 0,
+    };
+
+    // A duplicate series makes Prometheus reject the whole scrape: one row per package.
+    let mut seen: HashSet<(&str, &str, String)> = HashSet::new();
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    for pair in pairs {
+        for p in pair.packages.unwrap_or_default() {
+            let kind = p.kind.label();
+            if seen.insert((pair.account, p.id.as_str(), kind.clone())) {
+                rows.push(Row {
+                    account: pair.account,
+                    package: p,
+                    kind,
+                    status: p.status.label(),
+                });
+            }
+        }
+    }
+    drop(seen);
+
+    let pair_family = |w: &mut Writer,
+                       name: &str,
+                       help: &str,
+                       value: &dyn Fn(&PairSeries<'_>) -> Option<Value>| {
+        w.family(name, help);
+        for pair in pairs {
+            if let Some(v) = value(pair) {
+                w.sample(
+                    name,
+                    &[
+                        ("account", pair.account),
+                        ("package_type", pair.query.label()),
+                    ],
+                    v,
+                );
+            }
+        }
+        w.end_family();
+    };
+    pair_family(
+        &mut w,
         "tencent_live_up",
         "1 when the latest poll of this account and query type succeeded, else 0.",
+        &|p| Some(Value::Int(i64::from(p.up))),
     );
-    let mut last_success = Family::gauge(
+    pair_family(
+        &mut w,
         "tencent_live_exporter_last_success_timestamp_seconds",
         "Unix time of the last successful poll of this account and query type.",
+        &|p| p.last_success_unix.map(Value::Float),
     );
-    let mut poll_duration = Family::gauge(
+    pair_family(
+        &mut w,
         "tencent_live_exporter_poll_duration_seconds",
         "Duration of the latest poll of this account and query type, all pages.",
+        &|p| p.poll_duration_seconds.map(Value::Float),
     );
-    let mut bill_mode = Family::gauge(
+    pair_family(
+        &mut w,
         "tencent_live_package_bill_mode",
         &format!(
             "PackageBillMode of this account and query type (-1 or 0 none, 201..206, 304). {CACHED}"
         ),
+        &|p| p.bill_mode.map(Value::Int),
     );
-    let mut traffic_bill_mode = Family::gauge(
-        "tencent_live_traffic_bill_mode",
-        &format!(
-            "Traffic bill mode by product (standard, leb) and area (mainland, overseas), from FluxPackageBillMode. {CACHED}"
-        ),
-    );
-    let amount_help =
-        |what: &str, unit: &str, of: &str| format!("{what} of a {of} package in {unit}. {CACHED}");
-    let mut quota_bytes = Family::gauge(
-        "tencent_live_package_quota_bytes",
-        &amount_help("Total quota", "bytes", "traffic"),
-    );
-    let mut used_bytes = Family::gauge(
-        "tencent_live_package_used_bytes",
-        &amount_help("Used amount", "bytes", "traffic"),
-    );
-    let mut remaining_bytes = Family::gauge(
-        "tencent_live_package_remaining_bytes",
-        &amount_help("Remaining amount", "bytes", "traffic"),
-    );
-    let time_packages = "transcode or co-anchoring";
-    let mut quota_seconds = Family::gauge(
-        "tencent_live_package_quota_seconds",
-        &amount_help("Total quota", "seconds", time_packages),
-    );
-    let mut used_seconds = Family::gauge(
-        "tencent_live_package_used_seconds",
-        &amount_help("Used amount", "seconds", time_packages),
-    );
-    let mut remaining_seconds = Family::gauge(
-        "tencent_live_package_remaining_seconds",
-        &amount_help("Remaining amount", "seconds", time_packages),
-    );
-    let mut expiry = Family::gauge(
-        "tencent_live_package_expiry_timestamp_seconds",
-        &format!("Unix time the package expires (ExpireTime, Beijing time). {CACHED}"),
-    );
-    let mut purchase = Family::gauge(
-        "tencent_live_package_purchase_timestamp_seconds",
-        &format!("Unix time the package was bought (BuyTime, Beijing time). {CACHED}"),
-    );
-    let mut auto_renew = Family::gauge(
-        "tencent_live_package_auto_renew",
-        &format!("1 when the package renews automatically (WillRenew), else 0. {CACHED}"),
-    );
-    let mut renewal_result = Family::gauge(
-        "tencent_live_package_renewal_result",
-        &format!("RenewalResult: 1 renewed, 0 not yet, negative failed. {CACHED}"),
-    );
-
-    // A duplicate series makes Prometheus reject the whole scrape: one series per package.
-    let mut seen: HashSet<(&str, &str, String)> = HashSet::new();
+    let name = "tencent_live_traffic_bill_mode";
+    w.family(name, &format!("Traffic bill mode by product (standard, leb) and area (mainland, overseas), from FluxPackageBillMode. {CACHED}"));
     for pair in pairs {
-        let q = pair.query.label();
-        let pair_labels = [("account", pair.account), ("package_type", q)];
-        up.push(&pair_labels, if pair.up { 1.0 } else { 0.0 });
-        if let Some(t) = pair.last_success_unix {
-            last_success.push(&pair_labels, t);
-        }
-        if let Some(d) = pair.poll_duration_seconds {
-            poll_duration.push(&pair_labels, d);
-        }
-        if let Some(m) = pair.bill_mode {
-            bill_mode.push(&pair_labels, m as f64);
-        }
         for m in pair.traffic_bill_modes {
-            traffic_bill_mode.push(
+            w.sample(
+                name,
                 &[
                     ("account", pair.account),
                     ("product", m.product),
                     ("area", m.area),
                 ],
-                m.mode as f64,
+                Value::Int(m.mode),
             );
         }
-        for p in pair.packages.unwrap_or_default() {
-            let kind = p.kind.label();
-            if !seen.insert((pair.account, p.id.as_str(), kind.clone())) {
+    }
+    w.end_family();
+
+    let amount_help =
+        |what: &str, unit: &str, of: &str| format!("{what} of a {of} package in {unit}. {CACHED}");
+    let time_packages = "transcode or co-anchoring";
+    type Field = fn(&Package) -> Option<Value>;
+    let families: [(&str, String, Option<bool>, Field); 10] = [
+        (
+            "tencent_live_package_quota_bytes",
+            amount_help("Total quota", "bytes", "traffic"),
+            Some(true),
+            |p| p.quota.map(Value::Uint),
+        ),
+        (
+            "tencent_live_package_used_bytes",
+            amount_help("Used amount", "bytes", "traffic"),
+            Some(true),
+            |p| p.used.map(Value::Uint),
+        ),
+        (
+            "tencent_live_package_remaining_bytes",
+            amount_help("Remaining amount", "bytes", "traffic"),
+            Some(true),
+            |p| p.remaining.map(Value::Uint),
+        ),
+        (
+            "tencent_live_package_quota_seconds",
+            amount_help("Total quota", "seconds", time_packages),
+            Some(false),
+            |p| p.quota.map(Value::Uint),
+        ),
+        (
+            "tencent_live_package_used_seconds",
+            amount_help("Used amount", "seconds", time_packages),
+            Some(false),
+            |p| p.used.map(Value::Uint),
+        ),
+        (
+            "tencent_live_package_remaining_seconds",
+            amount_help("Remaining amount", "seconds", time_packages),
+            Some(false),
+            |p| p.remaining.map(Value::Uint),
+        ),
+        (
+            "tencent_live_package_expiry_timestamp_seconds",
+            format!("Unix time the package expires (ExpireTime, Beijing time). {CACHED}"),
+            None,
+            |p| p.expires_at.map(Value::Int),
+        ),
+        (
+            "tencent_live_package_purchase_timestamp_seconds",
+            format!("Unix time the package was bought (BuyTime, Beijing time). {CACHED}"),
+            None,
+            |p| p.purchased_at.map(Value::Int),
+        ),
+        (
+            "tencent_live_package_auto_renew",
+            format!("1 when the package renews automatically (WillRenew), else 0. {CACHED}"),
+            None,
+            |p| p.auto_renew.map(Value::Int),
+        ),
+        (
+            "tencent_live_package_renewal_result",
+            format!("RenewalResult: 1 renewed, 0 not yet, negative failed. {CACHED}"),
+            None,
+            |p| p.renewal_result.map(Value::Int),
+        ),
+    ];
+    for (name, help, bytes, field) in &families {
+        w.family(name, help);
+        for row in &rows {
+            if bytes.is_some_and(|b| b != row.package.unit.is_bytes()) {
                 continue;
             }
-            let status = p.status.label();
-            let labels = [
-                ("account", pair.account),
-                ("package_type", kind.as_str()),
-                ("package_id", p.id.as_str()),
-                ("status", status.as_str()),
-            ];
-            let (quota, used, remaining) = if p.unit.is_bytes() {
-                (&mut quota_bytes, &mut used_bytes, &mut remaining_bytes)
-            } else {
-                (
-                    &mut quota_seconds,
-                    &mut used_seconds,
-                    &mut remaining_seconds,
-                )
-            };
-            for (family, value) in [(quota, p.quota), (used, p.used), (remaining, p.remaining)] {
-                if let Some(v) = value {
-                    family.push(&labels, v as f64);
-                }
-            }
-            for (family, value) in [
-                (&mut expiry, p.expires_at),
-                (&mut purchase, p.purchased_at),
-                (&mut auto_renew, p.auto_renew),
-                (&mut renewal_result, p.renewal_result),
-            ] {
-                if let Some(v) = value {
-                    family.push(&labels, v as f64);
-                }
+            if let Some(v) = field(row.package) {
+                let labels = [
+                    ("account", row.account),
+                    ("package_type", row.kind.as_str()),
+                    ("package_id", row.package.id.as_str()),
+                    ("status", row.status.as_str()),
+                ];
+                w.sample(name, &labels, v);
             }
         }
+        w.end_family();
     }
 
-    let mut families: Vec<MetricFamily> = [
-        up,
-        last_success,
-        poll_duration,
-        bill_mode,
-        traffic_bill_mode,
-        quota_bytes,
-        used_bytes,
-        remaining_bytes,
-        quota_seconds,
-        used_seconds,
-        remaining_seconds,
-        expiry,
-        purchase,
-        auto_renew,
-        renewal_result,
-    ]
-    .into_iter()
-    .map(|f| f.inner)
-    // An empty family would be a bare HELP/TYPE with no sample: leave it out.
-    .filter(|f| !f.get_metric().is_empty())
-    .collect();
-    families.extend(exporter.gather());
-
-    let mut out = Vec::with_capacity(
-        256 + families.iter().map(|f| f.get_metric().len()).sum::<usize>() * 160,
-    );
+    // The exporter's own counters and histogram: few series, encoded by the prometheus crate.
     TextEncoder::new()
-        .encode(&families, &mut out)
+        .encode(&exporter.gather(), &mut w.buf)
         .expect("encoding into a Vec cannot fail for well-formed families");
-    out
+    w.buf
 }
 
 #[cfg(test)]

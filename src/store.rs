@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::metrics::{ExporterMetrics, PairSeries, encode};
+use crate::metrics::{ExporterMetrics, PairSeries, encode_with_hint};
 use crate::packages::{Package, QueryType, TrafficBillMode};
 use crate::poller::{PollError, PollOutcome};
 
@@ -244,7 +244,8 @@ impl Store {
                 }
             })
             .collect();
-        let text = encode(&series, &self.metrics);
+        let hint = self.exposition.read().expect("exposition lock").text.len();
+        let text = encode_with_hint(&series, &self.metrics, hint);
         *self.exposition.write().expect("exposition lock") = Arc::new(Exposition::new(text));
         self.published.send_modify(|n| *n += 1);
     }
