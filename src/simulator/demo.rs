@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime, macros::offset};
 use super::Simulator;
 
 /// The example response of the API page (`DescribeLivePackageInfo`, 示例1), verbatim.
-pub(super) const EXAMPLE_RESPONSE: &str = r#"{
+pub const EXAMPLE_RESPONSE: &str = r#"{
 "Response": {
 "RequestId": "53fc3618-4152-4e12-a1e6-3805e647a602",
 "LivePackageInfoList": [

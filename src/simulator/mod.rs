@@ -37,6 +37,9 @@
 
 mod demo;
 mod sts;
+
+/// The API page's example answer, verbatim: the simulator serves its packages, the parser tests read it.
+pub use demo::EXAMPLE_RESPONSE;
 #[cfg(test)]
 mod tests;
 

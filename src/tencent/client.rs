@@ -349,7 +349,7 @@ fn transport_error(e: &reqwest::Error, timeout: Duration) -> ApiError {
 }
 
 /// reqwest's top-level message is vague ("error sending request"); the causes say what happened.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -7,10 +7,9 @@
 //! API calls), plus one test over real loopback sockets.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -24,7 +23,7 @@ use tencent_live_exporter::tencent::credentials::FetchContext;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::support::{IN_PROCESS_ENDPOINT, PATIENCE, Samples};
+use crate::support::{IN_PROCESS_ENDPOINT, Logs, PATIENCE, Samples};
 
 /// The account the instance role and the base keys belong to.
 const BASE: (&str, &str) = (
@@ -257,38 +256,6 @@ fn ids(m: &Samples, account: &str) -> Vec<String> {
 
 fn expected(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
-}
-
-/// Collects log lines (the test runtime is single-threaded: a thread-local default subscriber
-/// sees every task).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    fn capture(level: tracing::Level) -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,15 +3,13 @@
 //! process lives and keeps answering, that `up` and the error counters tell the truth, that the
 //! last good values stay (or expire on time), and that the next good poll restores everything.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tencent_live_exporter::budget::max_in_any_window;
 use tencent_live_exporter::simulator::{Fault, Simulator};
 
-use crate::support::{Account, Harness, Samples};
+use crate::support::{Account, Harness, Logs, Samples};
 
 const F: Account = (
     "faulty",
@@ -232,37 +230,9 @@ async fn a_request_limit_storm_never_raises_the_call_rate() {
     fails_then_recovers(&h, &before, "RequestLimitExceeded", 15.0).await;
 }
 
-/// Collects log lines written during a test (the runtime is single-threaded, so a thread-local
-/// default subscriber sees every task).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn auth_failure_is_not_retried_and_logged_once_per_change() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
 
     let (h, before) = healthy().await;
     h.sim.set_persistent_fault(

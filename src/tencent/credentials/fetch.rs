@@ -15,7 +15,7 @@ use super::{
     AssumeRoleSpec, BaseSource, CredentialError, Credentials, FetchContext, OidcSpec, STS_VERSION,
     SecretIdFrom, SecretKeyFrom, SourceSpec,
 };
-use crate::tencent::client::{Transport, host_header};
+use crate::tencent::client::{Transport, error_chain, host_header};
 use crate::tencent::sign::{SigningInput, authorization};
 
 /// Answers of the metadata service and STS are small; anything bigger is refused.
@@ -542,18 +542,6 @@ async fn http(
         Ok(result) => result,
         Err(_) => Err(format!("no answer within {:?}", ctx.timeout)),
     }
-}
-
-/// reqwest's top-level message is vague ("error sending request"); the causes say what happened.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }
 
 #[cfg(test)]
