@@ -438,3 +438,56 @@ async fn fails_then_recovers_after_staleness(h: &Harness, before: &Samples) {
     assert_eq!(m.value(&up("faulty")), 1.0);
     assert_eq!(packages(&m, "faulty"), packages(before, "faulty"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_timestamp_says_the_clock_is_off() {
+    let (logs, _guard) = Logs::capture(tracing::Level::WARN);
+    let (h, before) = healthy().await;
+    h.sim.set_persistent_fault(
+        F.1,
+        Some(Fault::ApiError("AuthFailure.SignatureExpire".into())),
+    );
+    h.poll_now().await;
+    let text = logs.text();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("AuthFailure.SignatureExpire") && l.contains("clock")),
+        "the warning names the host clock:\n{text}"
+    );
+    fails_then_recovers(&h, &before, "AuthFailure.SignatureExpire", 1.0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_polls_of_many_accounts_are_spread_not_fired_at_once() {
+    const MANY: [Account; 4] = [
+        ("m0", "AKIDmany0000000000000000000000000000", "k0"),
+        ("m1", "AKIDmany1000000000000000000000000000", "k1"),
+        ("m2", "AKIDmany2000000000000000000000000000", "k2"),
+        ("m3", "AKIDmany3000000000000000000000000000", "k3"),
+    ];
+    let sim = Simulator::new();
+    for (_, id, key) in MANY {
+        sim.add_account(id, key);
+    }
+    let start = tokio::time::Instant::now();
+    let h = Harness::in_process(sim, &MANY, "package_types = [\"traffic\"]");
+    h.first_polls().await;
+    let log = h.sim.requests();
+    let firsts: Vec<Duration> = MANY
+        .iter()
+        .map(|(_, id, _)| {
+            log.iter()
+                .find(|r| r.secret_id.as_deref() == Some(*id))
+                .unwrap()
+                .at
+                .duration_since(start)
+        })
+        .collect();
+    let spread = tencent_live_exporter::scheduler::FIRST_POLL_SPREAD;
+    for (i, at) in firsts.iter().enumerate() {
+        assert!(
+            *at >= spread * i as u32 && *at < spread * (i as u32 + 1),
+            "account {i} first polled at {at:?}"
+        );
+    }
+}
