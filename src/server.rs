@@ -41,6 +41,8 @@ pub fn router(store: Arc<Store>, telemetry_path: &str, reload: Arc<dyn Reload>) 
         .route("/", get(landing))
         .route("/healthz", get(healthz))
         .route("/-/reload", post(reload_config))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -98,6 +100,34 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
                 .unwrap_or(1.0);
             (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
         })
+}
+
+/// Unknown paths say where things are, instead of an empty 404.
+async fn not_found(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
+    let body = format!(
+        "404 not found: {}\nmetrics are at {}, the status page at /, health at /healthz\n",
+        uri.path(),
+        state.telemetry_path
+    );
+    (StatusCode::NOT_FOUND, body).into_response()
+}
+
+/// A known path with the wrong method: 405 with the methods it takes.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let allow = if uri.path() == "/-/reload" {
+        "POST"
+    } else {
+        "GET, HEAD"
+    };
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, allow)],
+        format!(
+            "405 method {method} not allowed on {}; use {allow}\n",
+            uri.path()
+        ),
+    )
+        .into_response()
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -242,6 +272,31 @@ mod tests {
         assert!(ct.unwrap().starts_with("text/html"));
         assert!(body.contains("href=\"/custom/metrics\""), "{body}");
         assert_eq!(call(Method::GET, "/healthz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn refusals_say_why() {
+        let (status, _, body) = call(Method::GET, "/nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(
+            body.contains("/nope") && body.contains("/custom/metrics"),
+            "{body}"
+        );
+        let resp = app()
+            .oneshot(
+                Request::post("/custom/metrics")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(resp.headers()[header::ALLOW], "GET, HEAD");
+        let resp = app()
+            .oneshot(Request::get("/-/reload").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()[header::ALLOW], "POST");
     }
 
     #[tokio::test]
