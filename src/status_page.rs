@@ -82,12 +82,18 @@ pub fn render(pairs: &BTreeMap<PairKey, PairState>, telemetry_path: &str, now_un
         let count = p.packages.as_ref().map_or(0, |l| l.len());
         let _ = writeln!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{count}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{count}</td><td>{}{}</td></tr>",
             escape(account),
             escape(query.label()),
             escape(&last),
             escape(&took),
             escape(p.last_error.as_deref().unwrap_or("")),
+            p.last_error_detail
+                .as_deref()
+                .map_or_else(String::new, |d| format!(
+                    "<br><small class=\"muted\">{}</small>",
+                    escape(d)
+                )),
         );
     }
     html.push_str("</tbody></table>\n");
@@ -279,6 +285,9 @@ mod tests {
             poll_duration_seconds: Some(0.012),
             packages: Some(Arc::from(packages)),
             last_error: (!up).then(|| "AuthFailure.SignatureFailure".to_owned()),
+            last_error_detail: (!up).then(|| {
+                "page 1: API error AuthFailure.SignatureFailure: <bad> (RequestId r-1)".to_owned()
+            }),
             polls: 1,
             ..PairState::default()
         }
@@ -333,6 +342,7 @@ mod tests {
         );
         assert!(html.contains("<span class=\"down\">down</span>"));
         assert!(html.contains("AuthFailure.SignatureFailure"));
+        assert!(html.contains("<small class=\"muted\">page 1: API error AuthFailure.SignatureFailure: &lt;bad&gt; (RequestId r-1)</small>"), "{html}");
         assert!(
             !html.contains("http://") && !html.contains("https://"),
             "no external assets"

@@ -31,6 +31,9 @@ pub struct PairState {
     /// The latest failure, `None` after a success: the status page shows it, and comparing it
     /// with the next one decides whether a failure is worth a log line.
     pub last_error: Option<String>,
+    /// The latest failure in words (code, message, RequestId), for a person on the status page.
+    /// Errors never carry secrets.
+    pub last_error_detail: Option<String>,
     /// Polls attempted, successful or not.
     pub polls: u64,
 }
@@ -131,6 +134,7 @@ impl Store {
             pair.traffic_bill_modes = outcome.traffic_bill_modes;
             pair.packages = Some(outcome.packages.into());
             pair.last_error = None;
+            pair.last_error_detail = None;
             pair.polls += 1;
             self.publish_locked(&pairs);
             transition
@@ -160,6 +164,7 @@ impl Store {
             pair.up = false;
             pair.poll_duration_seconds = Some(took.as_secs_f64());
             pair.last_error = Some(code);
+            pair.last_error_detail = Some(error.to_string());
             pair.polls += 1;
             self.publish_locked(&pairs);
             transition
