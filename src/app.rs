@@ -317,17 +317,9 @@ impl Reload for Exporter {
     }
 }
 
-/// The daemon: serve on the configured address until `shutdown`.
+/// The daemon: serve on the configured address, with the web configuration (`--web.config.file`)
+/// and connection limits in `web`, until `shutdown`.
 pub async fn run(
-    config: Config,
-    loader: Option<ConfigLoader>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    run_with_web(config, loader, crate::web::WebOptions::default(), shutdown).await
-}
-
-/// [`run`] with the web configuration (`--web.config.file`) and connection limits in `web`.
-pub async fn run_with_web(
     config: Config,
     loader: Option<ConfigLoader>,
     web: crate::web::WebOptions,
@@ -339,7 +331,8 @@ pub async fn run_with_web(
     let listener = TcpListener::bind(config.web.listen_address)
         .await
         .with_context(|| format!("listening on {}", config.web.listen_address))?;
-    let exporter = start_for_listener(&config, loader, &shutdown)?;
+    let http = http_client(config.poll.timeout).context("building the HTTP client")?;
+    let exporter = Exporter::start_with(&config, shutdown.clone(), Transport::Http(http), loader);
     #[cfg(unix)]
     match hup {
         Ok(hup) => {
@@ -347,32 +340,6 @@ pub async fn run_with_web(
         }
         Err(e) => tracing::warn!("cannot watch SIGHUP ({e}); reload with POST /-/reload"),
     }
-    serve_until_shutdown(listener, exporter, &config, web, shutdown).await
-}
-
-fn start_for_listener(
-    config: &Config,
-    loader: Option<ConfigLoader>,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Arc<Exporter>> {
-    let http = http_client(config.poll.timeout).context("building the HTTP client")?;
-    Ok(Exporter::start_with(
-        config,
-        shutdown.clone(),
-        Transport::Http(http),
-        loader,
-    ))
-}
-
-/// The daemon on a given socket (tests bind `127.0.0.1:0`).
-pub async fn run_on(
-    listener: TcpListener,
-    config: Config,
-    loader: Option<ConfigLoader>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let exporter = start_for_listener(&config, loader, &shutdown)?;
-    let web = crate::web::WebOptions::default();
     serve_until_shutdown(listener, exporter, &config, web, shutdown).await
 }
 

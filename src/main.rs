@@ -80,7 +80,7 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         });
     }
 
-    app::run_with_web(config, Some(loader), web, shutdown).await?;
+    app::run(config, Some(loader), web, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

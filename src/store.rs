@@ -173,15 +173,6 @@ impl Store {
         transition
     }
 
-    /// Forgets every pair of an account (it was removed from the configuration).
-    pub fn remove_account(&self, account: &str) {
-        self.pairs
-            .lock()
-            .expect("store lock")
-            .retain(|(a, _), _| a != account);
-        self.publish();
-    }
-
     /// Forgets every pair not in `keep` (accounts or query types removed by a reload).
     pub fn retain_pairs(&self, keep: &std::collections::HashSet<PairKey>) {
         self.pairs
@@ -379,7 +370,7 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             s.record_success("gone", QueryType::Traffic, outcome(&["x"]), Duration::ZERO);
-            s.remove_account("gone");
+            s.retain_pairs(&std::collections::HashSet::new());
         });
         assert!(!text(&s).contains("gone"));
     }

@@ -145,10 +145,6 @@ impl LiveClient {
         &self.account
     }
 
-    pub fn budget(&self) -> &Arc<Budget> {
-        &self.budget
-    }
-
     /// Fetches one page: `PageNum` and `PageSize` are always sent (the API ignores one without
     /// the other). An `AuthFailure.TokenFailure` answer (the session token was refused) makes the
     /// account's credential source fetch new credentials, once, and the call is made once more.
