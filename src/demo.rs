@@ -15,6 +15,8 @@ const SECRET_ID: &str = "AKIDDEMO00000000000000000000000000";
 const SECRET_KEY: &str = "demo-secret-key-not-a-real-one";
 /// Demo polls often so that graphs move; a configured interval still wins.
 pub const INTERVAL: &str = "30s";
+/// How often the demo's packages are brought up to date with their usage.
+const USAGE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Starts the simulator with the demo packages; returns its base URL.
 pub async fn start_simulator(shutdown: CancellationToken) -> anyhow::Result<String> {
@@ -22,7 +24,22 @@ pub async fn start_simulator(shutdown: CancellationToken) -> anyhow::Result<Stri
         .await
         .context("binding the demo simulator to a loopback port")?;
     let addr = listener.local_addr()?;
+    let (origin, started) = (time::OffsetDateTime::now_utc(), tokio::time::Instant::now());
     let sim = Simulator::demo(SECRET_ID, SECRET_KEY);
+    // The usage clock: the demo's packages are used at steady rates per second, whatever the
+    // poll interval (see `Simulator::demo`).
+    let clock = sim.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(USAGE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => clock.advance_demo(SECRET_ID, origin, started.elapsed()),
+            }
+        }
+    });
     tokio::spawn(async move {
         if let Err(e) = sim.serve(listener, shutdown).await {
             tracing::error!("demo simulator stopped: {e}");

@@ -1,4 +1,5 @@
-//! The API page's example response and the demo account.
+//! The API page's example response and the demo account, whose packages are used up at steady
+//! rates by a wall-clock usage model (so the pool alert rules have something to show).
 
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime, macros::offset};
@@ -141,8 +142,13 @@ pub(super) fn example_response_packages() -> Vec<Value> {
 
 /// Now, shifted by `delta`, in Beijing time (UTC+8), as `YYYY-MM-DD HH:MM:SS`.
 pub(super) fn beijing_time(delta: Duration) -> String {
-    let now = OffsetDateTime::now_utc().to_offset(offset!(+8));
-    let t = now.checked_add(delta).unwrap_or(now);
+    beijing_time_at(OffsetDateTime::now_utc(), delta)
+}
+
+/// `origin` shifted by `delta`, in Beijing time (UTC+8), as `YYYY-MM-DD HH:MM:SS`.
+fn beijing_time_at(origin: OffsetDateTime, delta: Duration) -> String {
+    let origin = origin.to_offset(offset!(+8));
+    let t = origin.checked_add(delta).unwrap_or(origin);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         t.year(),
@@ -154,93 +160,190 @@ pub(super) fn beijing_time(delta: Duration) -> String {
     )
 }
 
-fn package(
-    id: &str,
+/// One demo package as it is when the demo starts.
+struct Planned {
+    id: &'static str,
+    /// The package's `Type`: 0 traffic, 1 transcode, 2 top speed codec, 3 co-anchoring.
     kind: i64,
+    /// `Status` at the start: 0 unused, 1 in use, 2 expired.
     status: i64,
-    (total, used): (i64, i64),
-    (bought_days_ago, expires_in_days): (i64, i64),
-    (will_renew, renewal_result): (Value, Value),
-) -> Value {
-    json!({
-        "Id": id,
-        "Type": kind,
-        "Status": status,
-        "Total": total,
-        "Used": used,
-        "Left": total - used,
-        "BuyTime": beijing_time(Duration::days(-bought_days_ago) + Duration::minutes(-17)),
-        "ExpireTime": beijing_time(Duration::days(expires_in_days) + Duration::minutes(-17)),
-        "WillRenew": will_renew,
-        "RenewalResult": renewal_result,
-    })
+    /// `Total` and `Used` at the start, in the API's units (bytes, minutes, hours).
+    total: i64,
+    used: i64,
+    bought_days_ago: i64,
+    /// Negative: expired that many days ago.
+    expires_in_days: i64,
+    will_renew: Value,
+    renewal_result: Value,
+}
+
+/// The packages of one package `Type`, in the order Tencent draws them down (in-use first, then
+/// the queued unused ones), used at a steady rate.
+struct Pool {
+    /// The request's `PackageType` whose list holds these packages.
+    query_type: u8,
+    /// Units (of the API: bytes, minutes, hours) used per second of wall-clock time.
+    rate_per_second: f64,
+    packages: Vec<Planned>,
 }
 
 const TB: i64 = 1_000_000_000_000;
 const GB: i64 = 1_000_000_000;
 
-/// One account holding packages of all four Types, with times relative to now; draining on.
+/// The demo account's pools. Rates are per second of wall-clock time, so what the alert rules
+/// compute does not depend on the poll interval:
 ///
-/// - query 0 (traffic, Type 0): the API page's nine example packages, plus `demo-flux-main`
-///   (in use, 1 TB with 88 % left, auto-renewing) and `demo-flux-low` (in use, 100 GB with 3 % left,
-///   `WillRenew`/`RenewalResult` null);
-/// - query 1 (transcode, minutes): `demo-transcode-new` (Type 1, unused, expires in about 5 days),
-///   `demo-transcode-old` (Type 1, expired 35 days ago) and `demo-topspeed` (Type 2, in use);
-/// - query 2 (co-anchoring, hours): `demo-mic` (Type 3, in use).
-pub(super) fn demo(secret_id: &str, secret_key: &str) -> Simulator {
-    let sim = Simulator::new();
-    sim.add_account(secret_id, secret_key);
-    let (off, none) = ((json!(0), json!(0)), (Value::Null, Value::Null));
-
-    let mut traffic = vec![
-        package(
-            "demo-flux-main",
-            0,
-            1,
-            (TB, 120 * GB),
-            (60, 305),
-            (json!(1), json!(0)),
-        ),
-        package("demo-flux-low", 0, 1, (100 * GB, 97 * GB), (200, 165), none),
-    ];
-    traffic.extend(example_response_packages());
-    sim.set_packages(secret_id, 0, traffic);
-
-    sim.set_packages(
-        secret_id,
-        1,
-        vec![
-            package(
-                "demo-transcode-new",
-                1,
-                0,
-                (10_000, 0),
-                (360, 5),
-                off.clone(),
-            ),
-            package(
-                "demo-transcode-old",
-                1,
-                2,
-                (1_000, 400),
-                (400, -35),
-                off.clone(),
-            ),
-            package(
+/// - traffic (Type 0): `demo-flux-low` in use, 100 GB with 3 % left (`WillRenew`/`RenewalResult`
+///   null), and `demo-flux-main` (1 TB, unused, auto-renewing) queued behind it; used at
+///   0.5 MB/s (43.2 GB a day), the first runs out after 100 minutes and hands over to the second:
+///   the pool lasts 23 days, so nothing pages. The API page's nine example packages are listed
+///   too (one of them is still "in use" but past its expiry: not usable).
+/// - transcode (Type 1): `demo-transcode-new`, unused, 10,000 minutes, expires in about 5 days
+///   and is not being used: all of it will expire unused. `demo-transcode-old` expired 35 days ago.
+/// - top speed codec (Type 2): `demo-topspeed` in use, 80,000 of 100,000 minutes left, used at 30
+///   minutes a minute: the pool runs out in 1.85 days (runway alerts, critical).
+/// - co-anchoring (Type 3): `demo-mic` in use, 750 of 1,000 hours left, used at 2 hours an hour:
+///   15.6 days, no alert.
+fn pools() -> Vec<Pool> {
+    let off = || (json!(0), json!(0));
+    let planned = |id,
+                   kind,
+                   status,
+                   (total, used),
+                   (bought_days_ago, expires_in_days),
+                   renew: (Value, Value)| Planned {
+        id,
+        kind,
+        status,
+        total,
+        used,
+        bought_days_ago,
+        expires_in_days,
+        will_renew: renew.0,
+        renewal_result: renew.1,
+    };
+    vec![
+        Pool {
+            query_type: 0,
+            rate_per_second: 500_000.0,
+            packages: vec![
+                planned(
+                    "demo-flux-low",
+                    0,
+                    1,
+                    (100 * GB, 97 * GB),
+                    (200, 165),
+                    (Value::Null, Value::Null),
+                ),
+                planned(
+                    "demo-flux-main",
+                    0,
+                    0,
+                    (TB, 0),
+                    (10, 305),
+                    (json!(1), json!(0)),
+                ),
+            ],
+        },
+        Pool {
+            query_type: 1,
+            rate_per_second: 0.0,
+            packages: vec![
+                planned("demo-transcode-new", 1, 0, (10_000, 0), (360, 5), off()),
+                planned("demo-transcode-old", 1, 2, (1_000, 400), (400, -35), off()),
+            ],
+        },
+        Pool {
+            query_type: 1,
+            rate_per_second: 0.5,
+            packages: vec![planned(
                 "demo-topspeed",
                 2,
                 1,
-                (5_000, 1_200),
+                (100_000, 20_000),
                 (30, 335),
-                off.clone(),
-            ),
-        ],
-    );
-    sim.set_packages(
-        secret_id,
-        2,
-        vec![package("demo-mic", 3, 1, (1_000, 250), (90, 275), off)],
-    );
-    sim.set_drain_per_poll(true);
+                off(),
+            )],
+        },
+        Pool {
+            query_type: 2,
+            rate_per_second: 2.0 / 3600.0,
+            packages: vec![planned("demo-mic", 3, 1, (1_000, 250), (90, 275), off())],
+        },
+    ]
+}
+
+/// The pool's packages after `elapsed` of use since `origin` (the demo's start): the amount used
+/// so far is drawn from the usable packages (unused or in use, quota left) in order; a package
+/// drawn from goes in use, one drawn to 0 is exhausted (Status 4).
+fn pool_at(pool: &Pool, origin: OffsetDateTime, elapsed: Duration) -> Vec<Value> {
+    // Whole units only: the API's amounts are integers.
+    let mut to_use = (pool.rate_per_second * elapsed.as_seconds_f64()).floor() as i64;
+    pool.packages
+        .iter()
+        .map(|p| {
+            let (mut used, mut status) = (p.used, p.status);
+            if matches!(status, 0 | 1) && to_use > 0 {
+                let take = to_use.min(p.total - used).max(0);
+                used += take;
+                to_use -= take;
+                if take > 0 {
+                    status = 1;
+                }
+            }
+            if matches!(status, 0 | 1) && used >= p.total {
+                status = 4;
+            }
+            json!({
+                "Id": p.id,
+                "Type": p.kind,
+                "Status": status,
+                "Total": p.total,
+                "Used": used,
+                "Left": p.total - used,
+                "BuyTime": beijing_time_at(origin, Duration::days(-p.bought_days_ago) + Duration::minutes(-17)),
+                "ExpireTime": beijing_time_at(origin, Duration::days(p.expires_in_days) + Duration::minutes(-17)),
+                "WillRenew": p.will_renew,
+                "RenewalResult": p.renewal_result,
+            })
+        })
+        .collect()
+}
+
+/// The demo account's three lists (by query type) after `elapsed` since `origin`.
+fn lists_at(origin: OffsetDateTime, elapsed: Duration) -> [Vec<Value>; 3] {
+    let mut lists: [Vec<Value>; 3] = Default::default();
+    for pool in pools() {
+        lists[usize::from(pool.query_type)].extend(pool_at(&pool, origin, elapsed));
+    }
+    lists[0].extend(example_response_packages());
+    lists
+}
+
+/// One account holding packages of all four Types (see [`pools`]), with times relative to now,
+/// as they are at the demo's start; [`Simulator::advance_demo`] uses them up.
+pub(super) fn demo(secret_id: &str, secret_key: &str) -> Simulator {
+    let sim = Simulator::new();
+    sim.add_account(secret_id, secret_key);
+    for (query_type, list) in (0u8..).zip(lists_at(OffsetDateTime::now_utc(), Duration::ZERO)) {
+        sim.set_packages(secret_id, query_type, list);
+    }
     sim
+}
+
+impl Simulator {
+    /// Sets the demo account's packages to what they are `elapsed` after the demo's start at
+    /// `origin` (package times are relative to it): each pool used at its steady rate (see
+    /// [`Simulator::demo`]), whatever the poll interval. Call it every second or so.
+    pub fn advance_demo(
+        &self,
+        secret_id: &str,
+        origin: OffsetDateTime,
+        elapsed: std::time::Duration,
+    ) {
+        let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::MAX);
+        for (query_type, list) in (0u8..).zip(lists_at(origin, elapsed)) {
+            self.set_packages(secret_id, query_type, list);
+        }
+    }
 }

@@ -692,22 +692,54 @@ async fn demo_has_all_four_types_and_one_package_expiring_within_7_days() {
             .any(|p| p["BuyTime"].as_str().is_some_and(|b| b > year_ago.as_str()))
     );
 
-    // Draining is on: each poll of page 1 moves 0.2 % of Total of in-use packages.
-    let left_of = |answer: &Value, id: &str| {
+    // The usage clock: traffic is used at 0.5 MB/s from the in-use package, which hands over to
+    // the queued one when it runs dry (3 GB after 6000 s); polls alone use nothing.
+    let package = |list: &[Value], id: &str| {
+        list.iter()
+            .find(|p| p["Id"] == json!(id))
+            .map(|p| (p["Status"].as_i64(), p["Left"].as_i64()))
+    };
+    let traffic = |answer: Value| {
         answer["Response"]["LivePackageInfoList"]
             .as_array()
-            .and_then(|l| l.iter().find(|p| p["Id"] == json!(id)))
-            .and_then(|p| p["Left"].as_i64())
+            .cloned()
+            .unwrap_or_default()
     };
-    let before = left_of(
-        &call(&sim, &Req::new(json!({"PackageType": 0}))).await,
-        "demo-flux-main",
+    let first = traffic(call(&sim, &Req::new(json!({"PackageType": 0}))).await);
+    let again = traffic(call(&sim, &Req::new(json!({"PackageType": 0}))).await);
+    assert_eq!(
+        package(&first, "demo-flux-low"),
+        package(&again, "demo-flux-low")
     );
-    let after = left_of(
-        &call(&sim, &Req::new(json!({"PackageType": 0}))).await,
-        "demo-flux-main",
+    let origin = time::OffsetDateTime::now_utc();
+    sim.advance_demo(ID, origin, Duration::from_secs(100));
+    let later = traffic(call(&sim, &Req::new(json!({"PackageType": 0}))).await);
+    assert_eq!(
+        package(&later, "demo-flux-low"),
+        Some((Some(1), Some(3_000_000_000 - 50_000_000)))
     );
-    assert_eq!(before.zip(after).map(|(b, a)| b - a), Some(2_000_000_000));
+    assert_eq!(
+        package(&later, "demo-flux-main"),
+        Some((Some(0), Some(1_000_000_000_000)))
+    );
+    sim.advance_demo(ID, origin, Duration::from_secs(6_100));
+    let handed_over = traffic(call(&sim, &Req::new(json!({"PackageType": 0}))).await);
+    assert_eq!(
+        package(&handed_over, "demo-flux-low"),
+        Some((Some(4), Some(0)))
+    );
+    assert_eq!(
+        package(&handed_over, "demo-flux-main"),
+        Some((Some(1), Some(1_000_000_000_000 - 50_000_000)))
+    );
+    // The total used never jumps: 0.5 MB/s throughout.
+    let used = |list: &[Value]| {
+        list.iter()
+            .filter(|p| p["Id"].as_str().is_some_and(|id| id.starts_with("demo-")))
+            .filter_map(|p| p["Used"].as_i64())
+            .sum::<i64>()
+    };
+    assert_eq!(used(&handed_over) - used(&first), 6_100 * 500_000);
 }
 
 #[tokio::test]
