@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Checks everything under deploy/ with the tools each file is meant for:
 #   prometheus/  promtool check rules, test rules, check config
+#   alertmanager/ amtool check-config, and the routes of a critical and a warning alert
 #   systemd/     systemd-analyze verify and an offline `security` exposure bound
 #   docker/      hadolint
 #   kubernetes/  kubernetes-validate (strict, bundled schemas) on the core manifests; the
 #                PrometheusRule generator's --check (up to date with alerts.yml, and the
 #                operator resources structurally valid)
 #   grafana/     valid JSON; the dashboard's structure; every metric name in its queries is
-#                in the README's Metrics table
+#                in the README's Metrics table or a recording rule of prometheus/alerts.yml
 # Installs what is missing (Debian packages with apt-get, Python tools with pip), then runs
 # every check even after a failure, prints each failed check with its output, and exits 1 if
 # any failed. Usage: bash deploy/check.sh (from anywhere; needs root only to install).
@@ -46,6 +47,7 @@ command -v python3 >/dev/null || apt_install python3 python3-pip
 # Where pip puts console scripts (a pyenv shim may not exist yet for a fresh install).
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 command -v promtool >/dev/null || apt_install prometheus
+command -v amtool >/dev/null || apt_install prometheus-alertmanager
 command -v systemd-analyze >/dev/null || apt_install systemd
 if ! python3 -c 'import yaml' 2>/dev/null; then
   if python3 -m pip --version >/dev/null 2>&1; then pip_install pyyaml; else apt_install python3-yaml; fi
@@ -81,6 +83,18 @@ check "promtool test rules deploy/prometheus/alerts.test.yml" \
   promtool test rules deploy/prometheus/alerts.test.yml
 check "promtool check config deploy/prometheus/prometheus.yml" \
   promtool check config deploy/prometheus/prometheus.yml
+check "amtool check-config deploy/alertmanager/alertmanager.yml" \
+  amtool check-config deploy/alertmanager/alertmanager.yml
+# A critical alert pages, a warning opens a ticket.
+alertmanager_routes() {
+  local got
+  got=$(amtool config routes test --config.file=deploy/alertmanager/alertmanager.yml severity=critical 2>/dev/null)
+  [[ $got == page ]] || { echo "severity=critical routes to '$got', not page"; return 1; }
+  got=$(amtool config routes test --config.file=deploy/alertmanager/alertmanager.yml severity=warning 2>/dev/null)
+  [[ $got == ticket ]] || { echo "severity=warning routes to '$got', not ticket"; return 1; }
+  echo "critical -> page, warning -> ticket"
+}
+check "amtool config routes test deploy/alertmanager/alertmanager.yml" alertmanager_routes
 
 # systemd-analyze verify needs the unit's dependencies (sysinit.target, ...) and an executable
 # command of every Exec*= line, and there is no running systemd here: verify in a scratch root
@@ -137,10 +151,10 @@ check "python3 -m json.tool deploy/grafana/tencent-live-packages.json" \
   python3 -m json.tool deploy/grafana/tencent-live-packages.json /dev/null
 
 dashboard_metrics() {
-  python3 - deploy/grafana/tencent-live-packages.json README.md <<'PY'
+  python3 - deploy/grafana/tencent-live-packages.json README.md deploy/prometheus/alerts.yml <<'PY'
 import json, re, sys
 
-dashboard_path, readme_path = sys.argv[1:3]
+dashboard_path, readme_path, rules_path = sys.argv[1:4]
 dash = json.load(open(dashboard_path, encoding="utf-8"))
 readme = open(readme_path, encoding="utf-8").read()
 errors = []
@@ -163,6 +177,8 @@ for line in section.splitlines():
             known.update(n + s for s in ("_bucket", "_sum", "_count"))
 if len(known) < 10:
     errors.append(f"found only {len(known)} metric names in the README's Metrics table")
+# The recording rules of alerts.yml (the pool view) are series too.
+known.update(re.findall(r"^\s*- record:\s*(\S+)", open(rules_path, encoding="utf-8").read(), re.M))
 
 KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
             "bool", "offset", "atan2", "inf", "nan"}
@@ -222,7 +238,7 @@ for where, expr in exprs:
     if not expr.strip():
         errors.append(f"{where}: empty expression")
     for n in sorted(metric_names(expr) - known):
-        errors.append(f"{where}: metric {n!r} is not in the README's Metrics table")
+        errors.append(f"{where}: metric {n!r} is neither in the README's Metrics table nor a recording rule of alerts.yml")
     if "$account" not in expr and "$package_type" not in expr and not where.startswith("variable") \
             and "build_info" not in expr:
         errors.append(f"{where}: ignores the $account / $package_type variables")
@@ -235,7 +251,7 @@ for e in errors:
 if errors:
     sys.exit(1)
 used = set().union(*(metric_names(e) for _, e in exprs))
-print(f"{len(exprs)} expressions use {len(used)} metric names, all in the README's Metrics table")
+print(f"{len(exprs)} expressions use {len(used)} metric names, all in the README's Metrics table or recording rules")
 PY
 }
 check "dashboard: structure and metric names of every expression" dashboard_metrics

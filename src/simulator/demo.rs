@@ -200,8 +200,8 @@ const GB: i64 = 1_000_000_000;
 ///   too (one of them is still "in use" but past its expiry: not usable).
 /// - transcode (Type 1): `demo-transcode-new`, unused, 10,000 minutes, expires in about 5 days
 ///   and is not being used: all of it will expire unused. `demo-transcode-old` expired 35 days ago.
-/// - top speed codec (Type 2): `demo-topspeed` in use, 80,000 of 100,000 minutes left, used at 30
-///   minutes a minute: the pool runs out in 1.85 days (runway alerts, critical).
+/// - top speed codec (Type 2): `demo-topspeed` in use, 43,200 of 100,000 minutes left, used at 30
+///   minutes a minute: the pool runs out in 1 day (runway alerts, critical).
 /// - co-anchoring (Type 3): `demo-mic` in use, 750 of 1,000 hours left, used at 2 hours an hour:
 ///   15.6 days, no alert.
 fn pools() -> Vec<Pool> {
@@ -260,7 +260,7 @@ fn pools() -> Vec<Pool> {
                 "demo-topspeed",
                 2,
                 1,
-                (100_000, 20_000),
+                (100_000, 56_800),
                 (30, 335),
                 off(),
             )],

@@ -1,4 +1,5 @@
-//! The shipped Prometheus files and the exposition, checked by promtool.
+//! The shipped Prometheus and Alertmanager files and the exposition, checked by promtool and
+//! amtool.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -29,6 +30,39 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
         .arg("config")
         .arg(repo_path("deploy/prometheus/prometheus.yml")));
     assert!(ok, "promtool check config:\n{out}");
+}
+
+#[test]
+fn alertmanager_config_passes_amtool_and_routes_by_severity() {
+    let Some(amtool) = tool("amtool") else {
+        return;
+    };
+    let config = repo_path("deploy/alertmanager/alertmanager.yml");
+    let (ok, out) = run(Command::new(&amtool).arg("check-config").arg(&config));
+    assert!(ok, "amtool check-config:\n{out}");
+    assert!(out.contains("2 inhibit rules"), "{out}");
+    for (labels, receiver) in [
+        (
+            &["severity=critical", "alertname=TencentLiveRunwayCritical"][..],
+            "page",
+        ),
+        (
+            &["severity=warning", "alertname=TencentLiveRunwayLow"][..],
+            "ticket",
+        ),
+        (&["alertname=NoSeverity"][..], "ticket"),
+    ] {
+        let (ok, out) = run(Command::new(&amtool)
+            .args(["config", "routes", "test", "--config.file"])
+            .arg(&config)
+            .args(labels));
+        assert!(ok, "amtool config routes test {labels:?}:\n{out}");
+        let got = out
+            .lines()
+            .filter(|l| !l.starts_with("Warning:"))
+            .collect::<Vec<_>>();
+        assert_eq!(got, [receiver], "{labels:?} routes to {receiver}: {out}");
+    }
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! Live API simulator, over loopback sockets or in process under paused time; plus the shipped
 //! deploy files under promtool.
 
+mod alertmanager_e2e;
 mod credentials;
 mod deploy;
 mod exporter;

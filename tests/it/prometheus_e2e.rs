@@ -8,24 +8,24 @@
 //!
 //! - the scrape target is up and every rule of `alerts.yml` is loaded and evaluates (`health` ok);
 //! - every query of the dashboard (instant or range, as its panel runs it, with the Grafana
-//!   variables replaced) and every rule expression answers without error, and has data, except
+//!   variables replaced) and every rule expression (recording and alerting) answers without
+//!   error, and has data, except
 //!   those listed in [`DASHBOARD_MAY_BE_EMPTY`] and [`RULES_MAY_BE_EMPTY`], which the demo cannot
 //!   trigger (no API errors, no invalid fields, no outage);
 //! - the dashboard's `label_values` variables find values;
-//! - the demo's nearly exhausted package `demo-flux-low` (3 % left) drives
-//!   `TencentLivePackageQuotaCritical` and `TencentLivePackageQuotaLow`, the expiring package
-//!   `demo-transcode-new` (about 5 days left) drives `TencentLivePackageExpiringSoon`, and the
-//!   draining packages drive `TencentLivePackageExhaustionForecast`, to pending or firing, with
-//!   annotations whose templates expand without error;
+//! - the demo's top speed codec pool, which runs out in 1 day, drives `TencentLiveRunwayCritical`
+//!   and `TencentLiveRunwayLow`, and its unused transcode package `demo-transcode-new` (about 5
+//!   days left) drives `TencentLiveQuotaExpiringUnused`, to pending or firing, with annotations
+//!   whose templates expand without error; the traffic pool, whose in-use package has 3 % left
+//!   but a 1 TB package queued behind it, raises no pool alert;
 //! - once the target is up, no exporter-health alert is active.
 //!
 //! An external server's progress cannot be driven, so this test polls Prometheus' HTTP API every
 //! 500 ms, bounded by [`DEADLINE`]. Both processes are killed by a guard, also on panic.
 //!
-//! `demo-flux-low` loses 0.2 % of its quota per poll, so it is exhausted (and leaves the quota
-//! alerts) about 30 s after the exporter starts: the exporter is started only once Prometheus has
-//! discovered its target, so the first scrape follows within a second. Alert states are recorded
-//! on every round, so a pending state seen once counts.
+//! The exporter is started only once Prometheus has discovered its target, so the first scrape
+//! follows within a second. Alert states are recorded on every round, so a pending state seen
+//! once counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -50,15 +50,14 @@ const DASHBOARD_MAY_BE_EMPTY: &[&str] = &[
     "tencent_live_exporter_invalid_fields_total",
 ];
 
-/// Alert rules whose expression may be empty with the demo; every other rule must have data.
-/// - `TencentLivePackageExpiringCritical`: no demo package with quota left expires within 3 days.
-/// - `TencentLiveNoUsablePackage`: every package type keeps a usable package during the test.
+/// Rules whose expression may be empty with the demo; every other rule (recording rules
+/// included) must have data.
+/// - `TencentLivePayAsYouGo`: every package type keeps a usable package during the test.
 /// - `TencentLivePollFailing`, `TencentLiveApiErrorsHigh`, `TencentLiveDataStale`: the simulator
 ///   answers every poll.
 /// - `TencentLiveExporterDown`, `TencentLiveExporterAbsent`: the target is scraped.
 const RULES_MAY_BE_EMPTY: &[&str] = &[
-    "TencentLivePackageExpiringCritical",
-    "TencentLiveNoUsablePackage",
+    "TencentLivePayAsYouGo",
     "TencentLivePollFailing",
     "TencentLiveApiErrorsHigh",
     "TencentLiveDataStale",
@@ -73,33 +72,40 @@ const HEALTHY_NOT_ACTIVE: &[&str] = &[
     "TencentLiveExporterAbsent",
     "TencentLiveDataStale",
     "TencentLivePollFailing",
-    "TencentLiveNoUsablePackage",
-    "TencentLivePackageExpiringCritical",
+    "TencentLivePayAsYouGo",
 ];
 
-/// (alertname, package_id) that must reach pending or firing; `None`: any package.
-const REQUIRED_ALERTS: &[(&str, Option<&str>)] = &[
-    ("TencentLivePackageQuotaCritical", Some("demo-flux-low")),
-    ("TencentLivePackageQuotaLow", Some("demo-flux-low")),
-    ("TencentLivePackageExpiringSoon", Some("demo-transcode-new")),
-    ("TencentLivePackageExhaustionForecast", None),
+/// Pool alerts that must never be active for the traffic pool: its in-use package has 3 % left,
+/// but a queued 1 TB package keeps the pool going for 23 days.
+const TRAFFIC_POOL_QUIET: &[&str] = &[
+    "TencentLiveRunwayLow",
+    "TencentLiveRunwayCritical",
+    "TencentLivePayAsYouGo",
+    "TencentLiveQuotaExpiringUnused",
+];
+
+/// (alertname, package_type or package_id) that must reach pending or firing.
+const REQUIRED_ALERTS: &[(&str, &str)] = &[
+    ("TencentLiveRunwayCritical", "top_speed_codec"),
+    ("TencentLiveRunwayLow", "top_speed_codec"),
+    ("TencentLiveQuotaExpiringUnused", "demo-transcode-new"),
 ];
 
 /// A child process killed (and reaped) on drop, and the scratch directory removed.
-struct Processes {
-    dir: PathBuf,
-    children: Vec<(&'static str, Child)>,
+pub(crate) struct Processes {
+    pub(crate) dir: PathBuf,
+    pub(crate) children: Vec<(&'static str, Child)>,
 }
 
 impl Processes {
-    fn log(&self, name: &str) -> String {
+    pub(crate) fn log(&self, name: &str) -> String {
         let text =
             std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    fn spawn(&mut self, name: &'static str, cmd: &mut Command) {
+    pub(crate) fn spawn(&mut self, name: &'static str, cmd: &mut Command) {
         let log = File::create(self.dir.join(format!("{name}.log"))).expect("log file");
         let child = cmd
             .stdin(Stdio::null())
@@ -111,7 +117,7 @@ impl Processes {
     }
 
     /// Panics if a process has exited.
-    fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         let mut dead = Vec::new();
         for (name, child) in &mut self.children {
             if let Ok(Some(status)) = child.try_wait() {
@@ -134,14 +140,14 @@ impl Drop for Processes {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
         .port()
 }
 
-fn scratch_dir() -> PathBuf {
+pub(crate) fn scratch_dir() -> PathBuf {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -236,16 +242,16 @@ fn dashboard_variables(dashboard: &Value) -> Vec<(String, String, String)> {
     out
 }
 
-/// The Prometheus HTTP API.
-struct Api {
-    base: String,
-    http: reqwest::Client,
+/// The Prometheus (or Alertmanager) HTTP API.
+pub(crate) struct Api {
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Api {
     /// GET `path` with `params`; the parsed JSON answer, whatever the HTTP status (errors come
     /// as `{"status":"error",...}` with a 4xx).
-    async fn get(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
+    pub(crate) async fn get(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
         let url = reqwest::Url::parse_with_params(&format!("{}{path}", self.base), params)
             .map_err(|e| e.to_string())?;
         let resp = self.http.get(url).send().await.map_err(|e| e.to_string())?;
@@ -254,7 +260,7 @@ impl Api {
     }
 
     /// The data of a successful answer; `Err` with Prometheus' error otherwise.
-    async fn data(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
+    pub(crate) async fn data(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
         let answer = self.get(path, params).await?;
         if answer["status"] == "success" {
             Ok(answer["data"].clone())
@@ -293,7 +299,7 @@ impl Api {
     }
 }
 
-fn rule_job(alerts: &str) -> String {
+pub(crate) fn rule_job(alerts: &str) -> String {
     let jobs: BTreeSet<&str> = alerts
         .match_indices("job=\"")
         .map(|(i, m)| {
@@ -325,8 +331,8 @@ struct Seen {
     rule_health: BTreeMap<String, (String, String)>,
     /// Variable → values.
     variables: BTreeMap<String, usize>,
-    /// (alertname, package_id) → best state seen ("firing" beats "pending").
-    alerts: BTreeMap<(String, String), String>,
+    /// (alertname, package_type, package_id) → best state seen ("firing" beats "pending").
+    alerts: BTreeMap<(String, String, String), String>,
     /// Annotations that failed to expand.
     template_errors: BTreeSet<String>,
     /// Alerts active in the latest round.
@@ -337,13 +343,13 @@ impl Seen {
     fn required_alerts_missing(&self) -> Vec<String> {
         REQUIRED_ALERTS
             .iter()
-            .filter(|(name, package)| {
+            .filter(|(name, which)| {
                 !self
                     .alerts
                     .keys()
-                    .any(|(n, p)| n == name && package.is_none_or(|package| p == package))
+                    .any(|(n, t, p)| n == name && (t == which || p == which))
             })
-            .map(|(name, package)| format!("{name} {}", package.unwrap_or("(any package)")))
+            .map(|(name, which)| format!("{name} {which}"))
             .collect()
     }
 }
@@ -357,7 +363,10 @@ async fn a_real_prometheus_evaluates_every_dashboard_query_and_rule_and_the_demo
         .expect("deploy/prometheus/alerts.yml");
     let rule_count = alerts_yml
         .lines()
-        .filter(|l| l.trim_start().starts_with("- alert:"))
+        .filter(|l| {
+            let l = l.trim_start();
+            l.starts_with("- alert:") || l.starts_with("- record:")
+        })
         .count();
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(repo_path("deploy/grafana/tencent-live-packages.json"))
@@ -569,6 +578,14 @@ async fn round(
             .as_str()
             .unwrap_or("")
             .to_owned();
+        let package_type = alert["labels"]["package_type"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            !(package_type == "traffic" && TRAFFIC_POOL_QUIET.contains(&name.as_str())),
+            "the traffic pool hands over to its queued package and must not alert: {alert}"
+        );
         let state = alert["state"].as_str().unwrap_or("?").to_owned();
         for (key, text) in alert["annotations"].as_object().into_iter().flatten() {
             let text = text.as_str().unwrap_or("");
@@ -578,7 +595,10 @@ async fn round(
             }
         }
         seen.active_now.insert(name.clone());
-        let best = seen.alerts.entry((name, package)).or_default();
+        let best = seen
+            .alerts
+            .entry((name, package_type, package))
+            .or_default();
         if *best != "firing" {
             *best = state;
         }

@@ -1,0 +1,377 @@
+//! The shipped rules and `deploy/alertmanager/alertmanager.yml`, for real: Debian's `prometheus`
+//! (2.42) scrapes the real exporter binary in `--demo` mode and sends its alerts to Debian's
+//! `prometheus-alertmanager` (0.25), whose two webhook receivers (`page`, `ticket`) point at a
+//! tiny HTTP server inside this test. The test asserts that:
+//!
+//! - the demo's top speed codec pool (1 day of runway) pages: `TencentLiveRunwayCritical`
+//!   arrives at `page`, for that (account, package type);
+//! - its warning twin `TencentLiveRunwayLow` fires in Prometheus, is `suppressed` (inhibited by
+//!   the critical one) in Alertmanager, and never arrives at any receiver;
+//! - the unused transcode package that expires in 5 days arrives at `ticket` as
+//!   `TencentLiveQuotaExpiringUnused`, with its 10,000 minutes in human units;
+//! - nothing else arrives: in particular not the traffic pool, whose in-use package has 3 % left
+//!   but a 1 TB package queued behind it.
+//!
+//! To finish in seconds, the exporter polls every 2 s, Prometheus scrapes and evaluates every
+//! second, the `for` of the four pool alerts is 2s (10s for the warning twin; the health alerts
+//! keep theirs) and
+//! Alertmanager's `group_wait` / `group_interval` are 1s; everything else is the shipped files.
+//! External servers cannot be driven, so the test asks their APIs (and its receiver) every
+//! 500 ms, bounded by [`DEADLINE`]. Once everything is seen, it keeps watching for
+//! [`QUIET_WINDOW`] (several `group_interval`s) that the inhibited warning still does not
+//! arrive. The processes are killed by a guard, also on panic.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::routing::post;
+use serde_json::Value;
+
+use crate::prometheus_e2e::{Api, Processes, free_port, rule_job, scratch_dir};
+use crate::support::{repo_path, tool};
+
+/// Bound on the whole test once the processes are started.
+const DEADLINE: Duration = Duration::from_secs(150);
+/// How often the APIs are asked again.
+const ROUND: Duration = Duration::from_millis(500);
+/// How long the inhibited warning is watched for once it is suppressed and its critical twin
+/// has arrived: five of the test's 1 s `group_interval`s.
+const QUIET_WINDOW: Duration = Duration::from_secs(5);
+/// Pool alerts and the `for` the test gives them. As in the shipped rules (15m against 5m), the
+/// warning twin waits longer than the critical alert, so it fires while the critical one is
+/// already active: that is when Alertmanager must hold it back.
+const POOL_ALERTS: &[(&str, &str)] = &[
+    ("TencentLiveRunwayLow", "10s"),
+    ("TencentLiveRunwayCritical", "2s"),
+    ("TencentLivePayAsYouGo", "2s"),
+    ("TencentLiveQuotaExpiringUnused", "2s"),
+];
+
+/// Debian installs Alertmanager as `prometheus-alertmanager`; upstream as `alertmanager`.
+fn alertmanager() -> Option<PathBuf> {
+    let on_path = |name: &str| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    on_path("alertmanager").or_else(|| tool("prometheus-alertmanager"))
+}
+
+/// `alerts.yml` with the `for` of the pool alerts from [`POOL_ALERTS`]; panics if one is not found.
+fn rules_with_short_for(alerts: &str) -> String {
+    let mut current = String::new();
+    let mut shortened = BTreeSet::new();
+    let lines: Vec<String> = alerts
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            if let Some(name) = trimmed.strip_prefix("- alert:") {
+                current = name.trim().to_owned();
+            } else if trimmed.starts_with("- record:") {
+                current.clear();
+            } else if let Some((_, short)) = POOL_ALERTS
+                .iter()
+                .find(|(name, _)| trimmed.starts_with("for:") && *name == current)
+            {
+                shortened.insert(current.clone());
+                let indent = &line[..line.len() - trimmed.len()];
+                return format!("{indent}for: {short}");
+            }
+            line.to_owned()
+        })
+        .collect();
+    assert_eq!(
+        shortened.len(),
+        POOL_ALERTS.len(),
+        "every pool alert has a `for`: {shortened:?}"
+    );
+    lines.join("\n") + "\n"
+}
+
+/// The shipped Alertmanager configuration, with the receivers pointed at `receiver` and 1 s
+/// group timings.
+fn alertmanager_config(shipped: &str, receiver: &str) -> String {
+    let mut config = shipped.to_owned();
+    for (from, to) in [
+        ("http://127.0.0.1:5001", receiver),
+        ("group_wait: 30s", "group_wait: 1s"),
+        ("group_interval: 5m", "group_interval: 1s"),
+    ] {
+        assert!(
+            config.contains(from),
+            "deploy/alertmanager/alertmanager.yml has no {from:?}"
+        );
+        config = config.replace(from, to);
+    }
+    config
+}
+
+/// One alert as a receiver got it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Received {
+    receiver: String,
+    alertname: String,
+    package_type: String,
+    package_id: String,
+    status: String,
+    description: String,
+}
+
+type Inbox = Arc<Mutex<Vec<Received>>>;
+
+async fn webhook(
+    State(inbox): State<Inbox>,
+    Path(receiver): Path<String>,
+    body: String,
+) -> &'static str {
+    let body: Value = serde_json::from_str(&body).expect("Alertmanager sends JSON");
+    let label = |alert: &Value, name: &str| alert["labels"][name].as_str().unwrap_or("").to_owned();
+    let mut inbox = inbox.lock().expect("inbox");
+    for alert in body["alerts"].as_array().into_iter().flatten() {
+        inbox.push(Received {
+            receiver: receiver.clone(),
+            alertname: label(alert, "alertname"),
+            package_type: label(alert, "package_type"),
+            package_id: label(alert, "package_id"),
+            status: alert["status"].as_str().unwrap_or("").to_owned(),
+            description: alert["annotations"]["description"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        });
+    }
+    "ok"
+}
+
+/// Starts the webhook receiver on a loopback port: its base URL and its inbox.
+async fn start_receiver() -> (String, Inbox) {
+    let inbox = Inbox::default();
+    let app = axum::Router::new()
+        .route("/{receiver}", post(webhook))
+        .with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the receiver");
+    let addr = listener.local_addr().expect("receiver address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), inbox)
+}
+
+fn prometheus_config(job: &str, rules: &std::path::Path, exporter: u16, am: u16) -> String {
+    format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - '{}'\n\
+         alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am}']\n\
+         scrape_configs:\n  - job_name: '{job}'\n    static_configs:\n      - targets: ['127.0.0.1:{exporter}']\n",
+        rules.display()
+    )
+}
+
+/// What the rounds have seen.
+#[derive(Default, Debug)]
+struct Seen {
+    /// The warning twin is firing in Prometheus.
+    warning_firing: bool,
+    /// Alertmanager holds the warning twin as suppressed by an inhibition.
+    warning_inhibited: bool,
+    /// When everything required was first seen.
+    complete_at: Option<Instant>,
+}
+
+fn is_warning_twin(labels: &Value) -> bool {
+    labels["alertname"] == "TencentLiveRunwayLow" && labels["package_type"] == "top_speed_codec"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_pages_the_critical_pool_alert_and_inhibits_its_warning_twin() {
+    let Some(prometheus) = tool("prometheus") else {
+        return;
+    };
+    let Some(alertmanager) = alertmanager() else {
+        return;
+    };
+    let alerts_yml = std::fs::read_to_string(repo_path("deploy/prometheus/alerts.yml"))
+        .expect("deploy/prometheus/alerts.yml");
+    let shipped_am = std::fs::read_to_string(repo_path("deploy/alertmanager/alertmanager.yml"))
+        .expect("deploy/alertmanager/alertmanager.yml");
+
+    let (receiver, inbox) = start_receiver().await;
+    let mut procs = Processes {
+        dir: scratch_dir(),
+        children: Vec::new(),
+    };
+    let (exporter_port, prometheus_port, am_port) = (free_port(), free_port(), free_port());
+    let am_config = procs.dir.join("alertmanager.yml");
+    std::fs::write(&am_config, alertmanager_config(&shipped_am, &receiver)).unwrap();
+    let rules = procs.dir.join("alerts.yml");
+    std::fs::write(&rules, rules_with_short_for(&alerts_yml)).unwrap();
+    let config = procs.dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        prometheus_config(&rule_job(&alerts_yml), &rules, exporter_port, am_port),
+    )
+    .unwrap();
+
+    let started = Instant::now();
+    procs.spawn(
+        "alertmanager",
+        Command::new(alertmanager)
+            .arg(format!("--config.file={}", am_config.display()))
+            .arg(format!("--storage.path={}", procs.dir.join("am").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address="),
+    );
+    procs.spawn(
+        "prometheus",
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                procs.dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}")),
+    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let prom = Api {
+        base: format!("http://127.0.0.1:{prometheus_port}"),
+        http: http.clone(),
+    };
+    let am = Api {
+        base: format!("http://127.0.0.1:{am_port}"),
+        http,
+    };
+
+    // Prometheus has discovered its target (up to 5 s), then the exporter starts, so that its
+    // first poll is scraped at once.
+    loop {
+        procs.assert_running();
+        assert!(
+            started.elapsed() < DEADLINE,
+            "Prometheus did not discover its target in time:\n{}",
+            procs.log("prometheus")
+        );
+        if let Ok(data) = prom.data("/api/v1/targets", &[]).await {
+            if data["activeTargets"]
+                .as_array()
+                .is_some_and(|t| !t.is_empty())
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(ROUND).await;
+    }
+    let mut exporter = Command::new(env!("CARGO_BIN_EXE_tencent-live-exporter"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TLE") || key.starts_with("TENCENTCLOUD") || key == "RUST_LOG" {
+            exporter.env_remove(key);
+        }
+    }
+    procs.spawn(
+        "exporter",
+        exporter
+            .args(["--demo", "--web.listen-address"])
+            .arg(format!("127.0.0.1:{exporter_port}"))
+            .env("TLE__POLL__INTERVAL", "2s"),
+    );
+
+    let critical = |r: &Received| {
+        r.alertname == "TencentLiveRunwayCritical"
+            && r.package_type == "top_speed_codec"
+            && r.status == "firing"
+    };
+    let expiring = |r: &Received| {
+        r.alertname == "TencentLiveQuotaExpiringUnused"
+            && r.package_id == "demo-transcode-new"
+            && r.status == "firing"
+    };
+    let mut seen = Seen::default();
+    loop {
+        procs.assert_running();
+        let received = inbox.lock().expect("inbox").clone();
+        if let Some(twin) = received
+            .iter()
+            .find(|r| r.alertname == "TencentLiveRunwayLow")
+        {
+            panic!(
+                "the inhibited warning arrived: {twin:?}\n--- alertmanager log ---\n{}",
+                procs.log("alertmanager")
+            );
+        }
+        if let Ok(data) = prom.data("/api/v1/alerts", &[]).await {
+            seen.warning_firing |= data["alerts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| is_warning_twin(&a["labels"]) && a["state"] == "firing");
+        }
+        if let Ok(alerts) = am.get("/api/v2/alerts", &[]).await {
+            seen.warning_inhibited |= alerts.as_array().into_iter().flatten().any(|a| {
+                is_warning_twin(&a["labels"])
+                    && a["status"]["state"] == "suppressed"
+                    && a["status"]["inhibitedBy"]
+                        .as_array()
+                        .is_some_and(|by| !by.is_empty())
+            });
+        }
+        let complete = seen.warning_firing
+            && seen.warning_inhibited
+            && received.iter().any(critical)
+            && received.iter().any(expiring);
+        if complete && seen.complete_at.is_none() {
+            seen.complete_at = Some(Instant::now());
+        }
+        if seen
+            .complete_at
+            .is_some_and(|at| at.elapsed() >= QUIET_WINDOW)
+        {
+            break;
+        }
+        if started.elapsed() > DEADLINE {
+            panic!(
+                "after {:?}: {seen:?}\nreceived: {received:#?}\n--- prometheus log ---\n{}\n\
+                 --- alertmanager log ---\n{}\n--- exporter log ---\n{}",
+                started.elapsed(),
+                procs.log("prometheus"),
+                procs.log("alertmanager"),
+                procs.log("exporter"),
+            );
+        }
+        tokio::time::sleep(ROUND).await;
+    }
+
+    let received = inbox.lock().expect("inbox").clone();
+    // Routed by severity: the critical one pages, the warning opens a ticket.
+    for r in &received {
+        match r.alertname.as_str() {
+            "TencentLiveRunwayCritical" => assert_eq!(r.receiver, "page", "{r:?}"),
+            "TencentLiveQuotaExpiringUnused" => assert_eq!(r.receiver, "ticket", "{r:?}"),
+            _ => panic!("an alert that the demo must not raise arrived: {r:?}"),
+        }
+        assert_ne!(
+            r.package_type, "traffic",
+            "the traffic pool hands over: {r:?}"
+        );
+    }
+    let expiring = received.iter().find(|r| expiring(r)).unwrap();
+    assert!(
+        expiring.description.contains("6d 22h 40m"),
+        "10,000 minutes will expire unused: {expiring:?}"
+    );
+    eprintln!(
+        "alertmanager e2e: done in {:?}; received {:?}",
+        started.elapsed(),
+        received
+            .iter()
+            .map(|r| (&r.receiver, &r.alertname, &r.package_type, &r.package_id))
+            .collect::<BTreeSet<_>>()
+    );
+}
