@@ -347,3 +347,72 @@ impl Simulator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn amounts(list: &[Value]) -> Vec<(i64, i64, i64, i64)> {
+        list.iter()
+            .map(|p| {
+                let int = |k: &str| p[k].as_i64().expect("integer field");
+                (int("Status"), int("Total"), int("Used"), int("Left"))
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// Whatever the elapsed time, each pool has used exactly its rate × elapsed (whole units),
+        /// capped by what its usable packages held; Used + Left = Total; and a later time never
+        /// uses less of any package.
+        #[test]
+        fn pools_use_their_rate_and_never_run_backwards(a in 0u64..40_000_000, b in 0u64..40_000_000) {
+            let origin = OffsetDateTime::now_utc();
+            let (early, late) = (a.min(b), a.max(b));
+            for pool in pools() {
+                let at = |s: u64| amounts(&pool_at(&pool, origin, Duration::seconds(s as i64)));
+                let (start, before, after) = (at(0), at(early), at(late));
+                let usable: i64 = start.iter().filter(|p| matches!(p.0, 0 | 1)).map(|p| p.3).sum();
+                let used = |list: &[(i64, i64, i64, i64)]| list.iter().map(|p| p.2).sum::<i64>();
+                let expected = ((pool.rate_per_second * late as f64).floor() as i64).min(usable);
+                prop_assert_eq!(used(&after) - used(&start), expected);
+                for ((s, total, u, left), (_, _, u_before, _)) in after.iter().zip(&before) {
+                    prop_assert_eq!(u + left, *total);
+                    prop_assert!(*left >= 0 && u >= u_before);
+                    prop_assert!(*left > 0 || !matches!(s, 0 | 1), "an empty package is not usable");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_traffic_pool_hands_over_to_the_queued_package() {
+        let traffic = pools().into_iter().next().unwrap();
+        let origin = OffsetDateTime::now_utc();
+        let ids_and_status = |s: i64| {
+            pool_at(&traffic, origin, Duration::seconds(s))
+                .iter()
+                .map(|p| {
+                    (
+                        p["Id"].as_str().unwrap().to_owned(),
+                        p["Status"].as_i64().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        // 3 GB at 0.5 MB/s: 6000 s.
+        assert_eq!(
+            ids_and_status(5_999),
+            [("demo-flux-low".into(), 1), ("demo-flux-main".into(), 0)]
+        );
+        assert_eq!(
+            ids_and_status(6_000),
+            [("demo-flux-low".into(), 4), ("demo-flux-main".into(), 0)]
+        );
+        assert_eq!(
+            ids_and_status(6_001),
+            [("demo-flux-low".into(), 4), ("demo-flux-main".into(), 1)]
+        );
+    }
+}
