@@ -113,6 +113,9 @@ pub struct LiveClient {
     budget: Arc<Budget>,
     /// The `account` label.
     account: String,
+    /// The proxy reqwest sends the calls through (`HTTPS_PROXY`, ...), without credentials:
+    /// named in connection errors, which otherwise name only the API.
+    proxy: Option<String>,
     metrics: Arc<ExporterMetrics>,
     /// Deadline of one call, from connect to the last body byte.
     timeout: Duration,
@@ -129,6 +132,12 @@ impl LiveClient {
         timeout: Duration,
     ) -> Self {
         let host = host_header(&endpoint);
+        let proxy = match &transport {
+            Transport::Http(_) => {
+                proxy_for(&endpoint, &hyper_util::client::proxy::matcher::Matcher::from_system())
+            }
+            Transport::InProcess(_) => None,
+        };
         LiveClient {
             transport,
             endpoint,
@@ -136,6 +145,7 @@ impl LiveClient {
             credentials,
             budget,
             account,
+            proxy,
             metrics,
             timeout,
         }
@@ -260,13 +270,13 @@ impl LiveClient {
                     .timeout(self.timeout)
                     .send()
                     .await
-                    .map_err(|e| transport_error(&e, self.timeout))?;
+                    .map_err(|e| transport_error(&e, self.timeout, self.proxy.as_deref()))?;
                 check_head(response.status().as_u16(), response.content_length())?;
                 let mut limited = LimitedBody::default();
                 while let Some(chunk) = response
                     .chunk()
                     .await
-                    .map_err(|e| transport_error(&e, self.timeout))?
+                    .map_err(|e| transport_error(&e, self.timeout, self.proxy.as_deref()))?
                 {
                     limited.push(&chunk)?;
                 }
@@ -334,14 +344,33 @@ impl LimitedBody {
     }
 }
 
-fn transport_error(e: &reqwest::Error, timeout: Duration) -> ApiError {
+fn transport_error(e: &reqwest::Error, timeout: Duration, proxy: Option<&str>) -> ApiError {
+    // reqwest names the API's URL only, even when the connection that failed was the proxy's.
+    let through = proxy.map_or(String::new(), |p| {
+        format!(" (through the proxy {p}, from HTTP(S)_PROXY / ALL_PROXY; NO_PROXY exempts hosts)")
+    });
     if e.is_timeout() {
         ApiError::Timeout(timeout)
     } else if e.is_body() || e.is_decode() {
-        ApiError::Decode(format!("answer cut off: {}", error_chain(e)))
+        ApiError::Decode(format!("answer cut off: {}{through}", error_chain(e)))
     } else {
-        ApiError::Connect(error_chain(e))
+        ApiError::Connect(format!("{}{through}", error_chain(e)))
     }
+}
+
+/// The proxy `matcher` (reqwest's rules: `HTTPS_PROXY` / `HTTP_PROXY` by the URL's scheme, else
+/// `ALL_PROXY`, none for hosts in `NO_PROXY`) sends calls to `url` through, as
+/// `scheme://host:port`: any user and password in the variable are left out.
+pub fn proxy_for(url: &Url, matcher: &hyper_util::client::proxy::matcher::Matcher) -> Option<String> {
+    let uri: axum::http::Uri = url.as_str().parse().ok()?;
+    let intercept = matcher.intercept(&uri)?;
+    let proxy = intercept.uri();
+    let host = proxy.host()?;
+    let scheme = proxy.scheme_str().unwrap_or("http");
+    Some(match proxy.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    })
 }
 
 /// reqwest's top-level message is vague ("error sending request"); the causes say what happened.
@@ -390,6 +419,52 @@ mod tests {
             "live.tencentcloudapi.com"
         );
         assert_eq!(host_header(&u("http://127.0.0.1:8080")), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn the_proxy_in_use_is_named_without_its_credentials() {
+        use hyper_util::client::proxy::matcher::Matcher;
+        let api = Url::parse("https://live.tencentcloudapi.com/").unwrap();
+        let local = Url::parse("http://127.0.0.1:8080/").unwrap();
+        let m = Matcher::builder()
+            .https("http://user:secret-pass@proxy.corp:3128")
+            .http("http://plain.corp:8080")
+            .no("127.0.0.1,.internal")
+            .build();
+        assert_eq!(proxy_for(&api, &m).as_deref(), Some("http://proxy.corp:3128"));
+        // NO_PROXY exempts; a scheme without a proxy has none.
+        assert_eq!(proxy_for(&local, &m), None);
+        let internal = Url::parse("https://live.internal/").unwrap();
+        assert_eq!(proxy_for(&internal, &m), None);
+        assert_eq!(proxy_for(&api, &Matcher::builder().build()), None);
+        let all = Matcher::builder().all("socks5h://proxy.corp:1080").build();
+        assert_eq!(
+            proxy_for(&api, &all).as_deref(),
+            Some("socks5h://proxy.corp:1080")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_proxy_is_named_in_the_error() {
+        // A port nothing listens on stands for a proxy that is down.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let proxy = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::https(&proxy).unwrap())
+            .build()
+            .unwrap();
+        let e = http
+            .post("https://live.tencentcloudapi.com/")
+            .send()
+            .await
+            .unwrap_err();
+        let msg = transport_error(&e, Duration::from_secs(1), Some(&proxy)).to_string();
+        assert!(msg.starts_with("connection failed:"), "{msg}");
+        assert!(msg.contains(&format!("through the proxy {proxy}")), "{msg}");
+        let direct = transport_error(&e, Duration::from_secs(1), None).to_string();
+        assert!(!direct.contains("proxy 127"), "{direct}");
     }
 
     #[test]
