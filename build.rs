@@ -8,16 +8,24 @@
 //! - `TLE_BUILD_DATE`: RFC 3339 UTC; from `SOURCE_DATE_EPOCH` (reproducible builds) or now
 //! - `TLE_RUSTC_VERSION`: the first line of `$RUSTC --version`
 //!
-//! Test tools: for each tool an integration test needs (promtool, prometheus, chromium, kubectl)
-//! that is not on `PATH`, the cfg `missing_<tool>` is set, so the test is reported as
-//! *ignored* with the package to install. Under `CI=true` no such cfg is ever set: the test runs
+//! Test tools: for each tool an integration test needs (promtool, prometheus, alertmanager,
+//! amtool, chromium, kubectl) that is not on `PATH`, the cfg `missing_<tool>` is set, so the test
+//! is reported as *ignored* with the package to install
+//! (`#[cfg_attr(missing_promtool, ignore = "...")]`). Under `CI=true` no such cfg is ever set: the test runs
 //! and fails on the missing tool, so CI cannot pass by skipping.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The tools integration tests run, as `tests/it/support.rs` names them.
-const TOOLS: [&str; 4] = ["promtool", "prometheus", "chromium", "kubectl"];
+const TOOLS: [&str; 6] = [
+    "promtool",
+    "prometheus",
+    "alertmanager",
+    "amtool",
+    "chromium",
+    "kubectl",
+];
 
 fn main() {
     for var in [
