@@ -188,7 +188,10 @@ impl Exporter {
                 running.accounts.insert(name, account);
             } else {
                 account.pollers.stop().await;
-                let why = reload_reason(&account.config, new.accounts.iter().find(|a| a.name == name));
+                let why = reload_reason(
+                    &account.config,
+                    new.accounts.iter().find(|a| a.name == name),
+                );
                 tracing::info!(account = %name, "reload: {why}; its pollers stopped");
             }
         }

@@ -396,11 +396,17 @@ mod tests {
         // Bracketed IPv6 binds where the host has IPv6 loopback.
         if std::net::TcpListener::bind("[::1]:0").is_ok() {
             let v6 = addr("[::1]:0").bind().await.unwrap();
-            assert_eq!(v6.local_addr().unwrap().ip(), IpAddr::V6(Ipv6Addr::LOCALHOST));
+            assert_eq!(
+                v6.local_addr().unwrap().ip(),
+                IpAddr::V6(Ipv6Addr::LOCALHOST)
+            );
         }
         // A port in use is an error, not a fallback to another family.
         let taken = v4.local_addr().unwrap().port();
-        let e = addr(&format!("127.0.0.1:{taken}")).bind().await.unwrap_err();
+        let e = addr(&format!("127.0.0.1:{taken}"))
+            .bind()
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
     }
 }

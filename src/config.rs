@@ -15,8 +15,8 @@ use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::packages::QueryType;
 use crate::cli::ListenAddress;
+use crate::packages::QueryType;
 use crate::poller::RetryPolicy;
 use crate::tencent::credentials::{
     self as creds, AssumeRoleSpec, BaseSource, ChainLink, CredentialSource, Credentials, OidcSpec,

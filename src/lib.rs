@@ -82,9 +82,18 @@ mod tests {
             "{number}"
         );
         let text = version_text();
-        for fact in [REVISION, BRANCH, BUILD_DATE, RUSTC_VERSION, env!("CARGO_PKG_VERSION")] {
+        for fact in [
+            REVISION,
+            BRANCH,
+            BUILD_DATE,
+            RUSTC_VERSION,
+            env!("CARGO_PKG_VERSION"),
+        ] {
             assert!(text.contains(fact), "{fact} not in {text}");
         }
-        assert!(text.starts_with("tencent-live-exporter, version "), "{text}");
+        assert!(
+            text.starts_with("tencent-live-exporter, version "),
+            "{text}"
+        );
     }
 }

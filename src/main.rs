@@ -158,7 +158,8 @@ async fn check_credentials(config: &config::Config) -> anyhow::Result<(String, V
                 )
             }
         };
-        let _ = std::fmt::Write::write_fmt(&mut report, format_args!("# account {name:?}: {line}\n"));
+        let _ =
+            std::fmt::Write::write_fmt(&mut report, format_args!("# account {name:?}: {line}\n"));
     }
     Ok((report, without))
 }

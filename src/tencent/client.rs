@@ -133,9 +133,10 @@ impl LiveClient {
     ) -> Self {
         let host = host_header(&endpoint);
         let proxy = match &transport {
-            Transport::Http(_) => {
-                proxy_for(&endpoint, &hyper_util::client::proxy::matcher::Matcher::from_system())
-            }
+            Transport::Http(_) => proxy_for(
+                &endpoint,
+                &hyper_util::client::proxy::matcher::Matcher::from_system(),
+            ),
             Transport::InProcess(_) => None,
         };
         LiveClient {
@@ -361,7 +362,10 @@ fn transport_error(e: &reqwest::Error, timeout: Duration, proxy: Option<&str>) -
 /// The proxy `matcher` (reqwest's rules: `HTTPS_PROXY` / `HTTP_PROXY` by the URL's scheme, else
 /// `ALL_PROXY`, none for hosts in `NO_PROXY`) sends calls to `url` through, as
 /// `scheme://host:port`: any user and password in the variable are left out.
-pub fn proxy_for(url: &Url, matcher: &hyper_util::client::proxy::matcher::Matcher) -> Option<String> {
+pub fn proxy_for(
+    url: &Url,
+    matcher: &hyper_util::client::proxy::matcher::Matcher,
+) -> Option<String> {
     let uri: axum::http::Uri = url.as_str().parse().ok()?;
     let intercept = matcher.intercept(&uri)?;
     let proxy = intercept.uri();
@@ -431,7 +435,10 @@ mod tests {
             .http("http://plain.corp:8080")
             .no("127.0.0.1,.internal")
             .build();
-        assert_eq!(proxy_for(&api, &m).as_deref(), Some("http://proxy.corp:3128"));
+        assert_eq!(
+            proxy_for(&api, &m).as_deref(),
+            Some("http://proxy.corp:3128")
+        );
         // NO_PROXY exempts; a scheme without a proxy has none.
         assert_eq!(proxy_for(&local, &m), None);
         let internal = Url::parse("https://live.internal/").unwrap();

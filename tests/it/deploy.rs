@@ -9,7 +9,10 @@ use tencent_live_exporter::simulator::Simulator;
 use crate::support::{Harness, repo_path, run, tool};
 
 #[test]
-#[cfg_attr(missing_promtool, ignore = "needs promtool: apt-get install prometheus")]
+#[cfg_attr(
+    missing_promtool,
+    ignore = "needs promtool: apt-get install prometheus"
+)]
 fn alert_rules_pass_promtool_check_and_their_unit_tests() {
     let promtool = tool("promtool");
     let (ok, out) = run(Command::new(&promtool)
@@ -31,7 +34,10 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
 }
 
 #[tokio::test]
-#[cfg_attr(missing_promtool, ignore = "needs promtool: apt-get install prometheus")]
+#[cfg_attr(
+    missing_promtool,
+    ignore = "needs promtool: apt-get install prometheus"
+)]
 async fn the_exposition_passes_promtool_check_metrics_with_no_finding() {
     let promtool = tool("promtool");
     // Every kind of series: packages of all Types, null renew fields, an unknown status, a failed pair.

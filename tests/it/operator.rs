@@ -155,7 +155,9 @@ fn check_config_reports_each_accounts_credential_source_and_exits_2_without_one(
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("# account \"default\": ok: env (via chain), SecretId AKIDenv, long-term keys"),
+        stdout.contains(
+            "# account \"default\": ok: env (via chain), SecretId AKIDenv, long-term keys"
+        ),
         "{stdout}"
     );
     assert!(!stdout.contains("hunter2"));
@@ -171,7 +173,10 @@ fn logs_off_a_terminal_carry_no_colour_codes() {
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.lines().count() >= 2, "no log lines:\n{stderr}");
-    assert!(!stderr.contains('\x1b'), "ANSI escape in piped logs:\n{stderr:?}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "ANSI escape in piped logs:\n{stderr:?}"
+    );
 }
 
 #[test]
@@ -217,7 +222,11 @@ fn every_repeated_listen_address_serves() {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(PATIENCE)).unwrap();
-        write!(s, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
@@ -227,9 +236,14 @@ fn every_repeated_listen_address_serves() {
     let _ = child.wait();
     assert!(ra.starts_with("HTTP/1.1 200"), "{ra}");
     assert!(rb.starts_with("HTTP/1.1 200"), "{rb}");
-    assert!(serving.iter().any(|l| l.contains(&format!(":{a}"))), "{serving:?}");
     assert!(
-        serving.iter().any(|l| l.contains(&format!("127.0.0.1:{b}"))),
+        serving.iter().any(|l| l.contains(&format!(":{a}"))),
+        "{serving:?}"
+    );
+    assert!(
+        serving
+            .iter()
+            .any(|l| l.contains(&format!("127.0.0.1:{b}"))),
         "{serving:?}"
     );
 }
