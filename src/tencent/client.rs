@@ -38,8 +38,9 @@ pub enum ApiError {
     },
     #[error("HTTP status {0}")]
     Http(u16),
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
+    /// The deadline, and ` (through the proxy …)` when the call went through one.
+    #[error("no answer within {0:?}{1}")]
+    Timeout(Duration, String),
     #[error("connection failed: {0}")]
     Connect(String),
     #[error("{0}")]
@@ -56,7 +57,7 @@ impl ApiError {
         match self {
             ApiError::Api { code, .. } => code.clone(),
             ApiError::Http(status) => format!("http_{status}"),
-            ApiError::Timeout(_) => "timeout".into(),
+            ApiError::Timeout(..) => "timeout".into(),
             ApiError::Connect(_) => "connect".into(),
             ApiError::Decode(_) => "decode".into(),
             ApiError::TooLarge => "response_too_large".into(),
@@ -72,7 +73,7 @@ impl ApiError {
                 code.starts_with("RequestLimitExceeded") || code.starts_with("InternalError")
             }
             ApiError::Http(status) => *status >= 500 || *status == 429,
-            ApiError::Timeout(_) | ApiError::Connect(_) | ApiError::Decode(_) => true,
+            ApiError::Timeout(..) | ApiError::Connect(_) | ApiError::Decode(_) => true,
             ApiError::TooLarge | ApiError::Credentials(_) => false,
         }
     }
@@ -254,7 +255,12 @@ impl LiveClient {
         let result = tokio::time::timeout(self.timeout, self.send(headers, body)).await;
         self.metrics
             .api_duration(&self.account, started.elapsed().as_secs_f64());
-        let result = result.unwrap_or(Err(ApiError::Timeout(self.timeout)));
+        let result = result.unwrap_or_else(|_| {
+            Err(ApiError::Timeout(
+                self.timeout,
+                through(self.proxy.as_deref()),
+            ))
+        });
         if let Err(e) = &result {
             self.metrics.api_error(&self.account, &e.code());
         }
@@ -346,17 +352,22 @@ impl LimitedBody {
 }
 
 fn transport_error(e: &reqwest::Error, timeout: Duration, proxy: Option<&str>) -> ApiError {
-    // reqwest names the API's URL only, even when the connection that failed was the proxy's.
-    let through = proxy.map_or(String::new(), |p| {
-        format!(" (through the proxy {p}, from HTTP(S)_PROXY / ALL_PROXY; NO_PROXY exempts hosts)")
-    });
+    let through = through(proxy);
     if e.is_timeout() {
-        ApiError::Timeout(timeout)
+        ApiError::Timeout(timeout, through)
     } else if e.is_body() || e.is_decode() {
         ApiError::Decode(format!("answer cut off: {}{through}", error_chain(e)))
     } else {
         ApiError::Connect(format!("{}{through}", error_chain(e)))
     }
+}
+
+/// What a transport error adds when the call went through a proxy: reqwest names the API's URL
+/// only, even when the connection that failed was the proxy's.
+fn through(proxy: Option<&str>) -> String {
+    proxy.map_or(String::new(), |p| {
+        format!(" (through the proxy {p}, from HTTP(S)_PROXY / ALL_PROXY; NO_PROXY exempts hosts)")
+    })
 }
 
 /// The proxy `matcher` (reqwest's rules: `HTTPS_PROXY` / `HTTP_PROXY` by the URL's scheme, else
@@ -472,6 +483,14 @@ mod tests {
         assert!(msg.contains(&format!("through the proxy {proxy}")), "{msg}");
         let direct = transport_error(&e, Duration::from_secs(1), None).to_string();
         assert!(!direct.contains("proxy 127"), "{direct}");
+        // A proxy that never answers: the timeout names it too.
+        let timeout = ApiError::Timeout(Duration::from_secs(10), through(Some(&proxy)));
+        assert_eq!(
+            timeout.to_string(),
+            format!(
+                "no answer within 10s (through the proxy {proxy}, from HTTP(S)_PROXY / ALL_PROXY; NO_PROXY exempts hosts)"
+            )
+        );
     }
 
     #[test]
@@ -482,7 +501,10 @@ mod tests {
             request_id: "r".into(),
         };
         assert_eq!(ApiError::Http(502).code(), "http_502");
-        assert_eq!(ApiError::Timeout(Duration::from_secs(1)).code(), "timeout");
+        assert_eq!(
+            ApiError::Timeout(Duration::from_secs(1), String::new()).code(),
+            "timeout"
+        );
         assert_eq!(api("InternalError.DBError").code(), "InternalError.DBError");
         assert!(api("RequestLimitExceeded.UinLimitExceeded").is_retryable());
         assert!(api("InternalError").is_retryable());
