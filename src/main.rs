@@ -1,7 +1,8 @@
 //! The binary: parse flags, load and validate the configuration, then run. Errors are printed
 //! with their whole chain and turned into an exit code; nothing here panics on bad input.
+//! Also `--version`, and `--check-config`'s report of where each account's keys come from.
 
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -9,12 +10,18 @@ use anyhow::Context as _;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use tencent_live_exporter::cli::{Cli, LogFormat};
+use tencent_live_exporter::cli::{Cli, LogFormat, log_colour};
 use tencent_live_exporter::config::{self, Overrides};
+use tencent_live_exporter::tencent::client::{Transport, http_client};
+use tencent_live_exporter::tencent::credentials::FetchContext;
 use tencent_live_exporter::{app, demo, web};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.version {
+        print!("{}", tencent_live_exporter::version_text());
+        return ExitCode::SUCCESS;
+    }
     init_logging(&cli);
     match run(cli) {
         Ok(code) => code,
@@ -65,6 +72,15 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     if cli.check_config {
         print!("{}", config.to_redacted_toml());
+        let (report, without) = check_credentials(&config).await?;
+        print!("{report}");
+        if !without.is_empty() {
+            eprintln!(
+                "tencent-live-exporter: error: no credential source gives keys for account {}",
+                without.join(", ")
+            );
+            return Ok(ExitCode::from(2));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if cli.once {
@@ -82,6 +98,70 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     app::run(config, Some(loader), web, shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--check-config`: resolves every account's credential source once, all at the same time
+/// (files, environment, metadata service, STS; never the Live API), each within `poll.timeout`.
+/// Gives the report (TOML comments, so the whole output still parses) and the accounts that
+/// would have no keys.
+async fn check_credentials(config: &config::Config) -> anyhow::Result<(String, Vec<String>)> {
+    let http = http_client(config.poll.timeout).context("building the HTTP client")?;
+    let transport = Transport::Http(http);
+    let timeout = config.poll.timeout;
+    let mut probes = tokio::task::JoinSet::new();
+    for (i, account) in config.accounts.iter().enumerate() {
+        let source = account.credentials.clone();
+        let transport = transport.clone();
+        probes.spawn(async move {
+            let ctx = FetchContext {
+                transport: &transport,
+                timeout,
+            };
+            let outcome = tokio::time::timeout(timeout, source.probe(ctx)).await;
+            (i, outcome)
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(done) = probes.join_next().await {
+        outcomes.push(done.context("a credential check failed to run")?);
+    }
+    outcomes.sort_by_key(|(i, _)| *i);
+    let mut report = String::from("\n# Credentials, resolved once (no Live API call):\n");
+    let mut without = Vec::new();
+    for (i, outcome) in outcomes {
+        let account = &config.accounts[i];
+        let name = &account.name;
+        let configured = account.credentials.name();
+        let line = match outcome {
+            Ok(Ok(p)) => {
+                let via = if configured == p.from {
+                    String::new()
+                } else {
+                    format!(" (via {configured})")
+                };
+                let kind = match (p.assumed_role, p.temporary) {
+                    (true, _) => "temporary keys of role_arn (AssumeRole)",
+                    (false, true) => "temporary keys",
+                    (false, false) => "long-term keys",
+                };
+                format!("ok: {}{via}, SecretId {}, {kind}", p.from, p.secret_id)
+            }
+            Ok(Err(e)) => {
+                without.push(format!("{name:?}"));
+                format!("NO KEYS: {e}")
+            }
+            Err(_) => {
+                without.push(format!("{name:?}"));
+                format!(
+                    "NO KEYS: credential source {configured}: no answer within poll.timeout ({})",
+                    humantime::format_duration(config.poll.timeout)
+                )
+            }
+        };
+        let _ =
+            std::fmt::Write::write_fmt(&mut report, format_args!("# account {name:?}: {line}\n"));
+    }
+    Ok((report, without))
 }
 
 /// SIGTERM or SIGINT: stop polling, finish in-flight scrapes, exit 0. The handlers are
@@ -119,8 +199,15 @@ fn init_logging(cli: &Cli) {
             cli.log_level.as_str()
         ))
     });
+    // Colour codes only for a person at a terminal: journald, `docker logs` and files get
+    // plain text; NO_COLOR (https://no-color.org) turns it off everywhere.
+    let colour = log_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),

@@ -83,13 +83,19 @@ impl ExporterMetrics {
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "tencent_live_exporter_build_info",
-                "Version and git revision of this exporter; always 1.",
+                "Version, git revision and branch, build date (RFC 3339 UTC) and rustc version of this exporter; always 1.",
             ),
-            &["version", "revision"],
+            &["version", "revision", "branch", "build_date", "rustversion"],
         )
         .expect("valid metric");
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::REVISION])
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                crate::REVISION,
+                crate::BRANCH,
+                crate::BUILD_DATE,
+                crate::rustc_version_number(),
+            ])
             .set(1);
         let reload_successful = prometheus::IntGauge::new(
             "tencent_live_exporter_config_last_reload_successful",
@@ -521,10 +527,15 @@ mod tests {
         assert!(!out.contains("tencent_live_package_auto_renew"));
         assert!(!out.contains("purchase_timestamp"));
         assert!(out.contains("# HELP tencent_live_package_quota_bytes Total quota of a traffic package in bytes. Cached"));
-        assert!(
-            out.contains("tencent_live_exporter_build_info{revision=\""),
-            "{out}"
+        let build_info = format!(
+            "tencent_live_exporter_build_info{{branch=\"{}\",build_date=\"{}\",revision=\"{}\",rustversion=\"{}\",version=\"{}\"}} 1",
+            crate::BRANCH,
+            crate::BUILD_DATE,
+            crate::REVISION,
+            crate::rustc_version_number(),
+            env!("CARGO_PKG_VERSION"),
         );
+        assert!(out.lines().any(|l| l == build_info), "{build_info}\n{out}");
     }
 
     #[test]

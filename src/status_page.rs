@@ -160,7 +160,15 @@ pub fn render(pairs: &BTreeMap<PairKey, PairState>, telemetry_path: &str, now_un
                 } else {
                     ""
                 };
-                let when = if days < 0.0 {
+                let when = if days < 0.0 && matches!(p.status, Status::InUse | Status::Unused) {
+                    // Past its ExpireTime, yet the API has not moved it to expired: say both, so
+                    // nobody takes it for an expired package (nor for a usable one).
+                    format!(
+                        "ExpireTime passed {} ago; the API still reports it {}",
+                        days_words(-days),
+                        p.status.label()
+                    )
+                } else if days < 0.0 {
                     format!("expired {} ago", days_words(-days))
                 } else {
                     format!("in {}", days_words(days))
@@ -347,6 +355,28 @@ mod tests {
             !html.contains("http://") && !html.contains("https://"),
             "no external assets"
         );
+    }
+
+    #[test]
+    fn a_package_in_use_past_its_expire_time_says_the_api_still_reports_it_in_use() {
+        let mut pairs = BTreeMap::new();
+        pairs.insert(
+            ("prod".to_owned(), QueryType::Traffic),
+            state(
+                vec![
+                    pkg("stale", Status::InUse, 100, 50, -501.0, Unit::Bytes),
+                    pkg("done", Status::Expired, 100, 50, -3.0, Unit::Bytes),
+                ],
+                true,
+            ),
+        );
+        let html = render(&pairs, "/metrics", NOW);
+        assert!(
+            html.contains("(ExpireTime passed 501 days ago; the API still reports it in_use)"),
+            "{html}"
+        );
+        assert!(!html.contains("expired 501 days ago"), "{html}");
+        assert!(html.contains("(expired 3 days ago)"), "{html}");
     }
 
     #[test]

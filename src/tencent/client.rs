@@ -38,8 +38,9 @@ pub enum ApiError {
     },
     #[error("HTTP status {0}")]
     Http(u16),
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
+    /// The deadline, and ` (through the proxy …)` when the call went through one.
+    #[error("no answer within {0:?}{1}")]
+    Timeout(Duration, String),
     #[error("connection failed: {0}")]
     Connect(String),
     #[error("{0}")]
@@ -56,7 +57,7 @@ impl ApiError {
         match self {
             ApiError::Api { code, .. } => code.clone(),
             ApiError::Http(status) => format!("http_{status}"),
-            ApiError::Timeout(_) => "timeout".into(),
+            ApiError::Timeout(..) => "timeout".into(),
             ApiError::Connect(_) => "connect".into(),
             ApiError::Decode(_) => "decode".into(),
             ApiError::TooLarge => "response_too_large".into(),
@@ -72,7 +73,7 @@ impl ApiError {
                 code.starts_with("RequestLimitExceeded") || code.starts_with("InternalError")
             }
             ApiError::Http(status) => *status >= 500 || *status == 429,
-            ApiError::Timeout(_) | ApiError::Connect(_) | ApiError::Decode(_) => true,
+            ApiError::Timeout(..) | ApiError::Connect(_) | ApiError::Decode(_) => true,
             ApiError::TooLarge | ApiError::Credentials(_) => false,
         }
     }
@@ -113,6 +114,9 @@ pub struct LiveClient {
     budget: Arc<Budget>,
     /// The `account` label.
     account: String,
+    /// The proxy reqwest sends the calls through (`HTTPS_PROXY`, ...), without credentials:
+    /// named in connection errors, which otherwise name only the API.
+    proxy: Option<String>,
     metrics: Arc<ExporterMetrics>,
     /// Deadline of one call, from connect to the last body byte.
     timeout: Duration,
@@ -129,6 +133,13 @@ impl LiveClient {
         timeout: Duration,
     ) -> Self {
         let host = host_header(&endpoint);
+        let proxy = match &transport {
+            Transport::Http(_) => proxy_for(
+                &endpoint,
+                &hyper_util::client::proxy::matcher::Matcher::from_system(),
+            ),
+            Transport::InProcess(_) => None,
+        };
         LiveClient {
             transport,
             endpoint,
@@ -136,6 +147,7 @@ impl LiveClient {
             credentials,
             budget,
             account,
+            proxy,
             metrics,
             timeout,
         }
@@ -243,7 +255,12 @@ impl LiveClient {
         let result = tokio::time::timeout(self.timeout, self.send(headers, body)).await;
         self.metrics
             .api_duration(&self.account, started.elapsed().as_secs_f64());
-        let result = result.unwrap_or(Err(ApiError::Timeout(self.timeout)));
+        let result = result.unwrap_or_else(|_| {
+            Err(ApiError::Timeout(
+                self.timeout,
+                through(self.proxy.as_deref()),
+            ))
+        });
         if let Err(e) = &result {
             self.metrics.api_error(&self.account, &e.code());
         }
@@ -260,13 +277,13 @@ impl LiveClient {
                     .timeout(self.timeout)
                     .send()
                     .await
-                    .map_err(|e| transport_error(&e, self.timeout))?;
+                    .map_err(|e| transport_error(&e, self.timeout, self.proxy.as_deref()))?;
                 check_head(response.status().as_u16(), response.content_length())?;
                 let mut limited = LimitedBody::default();
                 while let Some(chunk) = response
                     .chunk()
                     .await
-                    .map_err(|e| transport_error(&e, self.timeout))?
+                    .map_err(|e| transport_error(&e, self.timeout, self.proxy.as_deref()))?
                 {
                     limited.push(&chunk)?;
                 }
@@ -334,14 +351,41 @@ impl LimitedBody {
     }
 }
 
-fn transport_error(e: &reqwest::Error, timeout: Duration) -> ApiError {
+fn transport_error(e: &reqwest::Error, timeout: Duration, proxy: Option<&str>) -> ApiError {
+    let through = through(proxy);
     if e.is_timeout() {
-        ApiError::Timeout(timeout)
+        ApiError::Timeout(timeout, through)
     } else if e.is_body() || e.is_decode() {
-        ApiError::Decode(format!("answer cut off: {}", error_chain(e)))
+        ApiError::Decode(format!("answer cut off: {}{through}", error_chain(e)))
     } else {
-        ApiError::Connect(error_chain(e))
+        ApiError::Connect(format!("{}{through}", error_chain(e)))
     }
+}
+
+/// What a transport error adds when the call went through a proxy: reqwest names the API's URL
+/// only, even when the connection that failed was the proxy's.
+fn through(proxy: Option<&str>) -> String {
+    proxy.map_or(String::new(), |p| {
+        format!(" (through the proxy {p}, from HTTP(S)_PROXY / ALL_PROXY; NO_PROXY exempts hosts)")
+    })
+}
+
+/// The proxy `matcher` (reqwest's rules: `HTTPS_PROXY` / `HTTP_PROXY` by the URL's scheme, else
+/// `ALL_PROXY`, none for hosts in `NO_PROXY`) sends calls to `url` through, as
+/// `scheme://host:port`: any user and password in the variable are left out.
+pub fn proxy_for(
+    url: &Url,
+    matcher: &hyper_util::client::proxy::matcher::Matcher,
+) -> Option<String> {
+    let uri: axum::http::Uri = url.as_str().parse().ok()?;
+    let intercept = matcher.intercept(&uri)?;
+    let proxy = intercept.uri();
+    let host = proxy.host()?;
+    let scheme = proxy.scheme_str().unwrap_or("http");
+    Some(match proxy.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    })
 }
 
 /// reqwest's top-level message is vague ("error sending request"); the causes say what happened.
@@ -393,6 +437,63 @@ mod tests {
     }
 
     #[test]
+    fn the_proxy_in_use_is_named_without_its_credentials() {
+        use hyper_util::client::proxy::matcher::Matcher;
+        let api = Url::parse("https://live.tencentcloudapi.com/").unwrap();
+        let local = Url::parse("http://127.0.0.1:8080/").unwrap();
+        let m = Matcher::builder()
+            .https("http://user:secret-pass@proxy.corp:3128")
+            .http("http://plain.corp:8080")
+            .no("127.0.0.1,.internal")
+            .build();
+        assert_eq!(
+            proxy_for(&api, &m).as_deref(),
+            Some("http://proxy.corp:3128")
+        );
+        // NO_PROXY exempts; a scheme without a proxy has none.
+        assert_eq!(proxy_for(&local, &m), None);
+        let internal = Url::parse("https://live.internal/").unwrap();
+        assert_eq!(proxy_for(&internal, &m), None);
+        assert_eq!(proxy_for(&api, &Matcher::builder().build()), None);
+        let all = Matcher::builder().all("socks5h://proxy.corp:1080").build();
+        assert_eq!(
+            proxy_for(&api, &all).as_deref(),
+            Some("socks5h://proxy.corp:1080")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_proxy_is_named_in_the_error() {
+        // A port nothing listens on stands for a proxy that is down.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let proxy = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::https(&proxy).unwrap())
+            .build()
+            .unwrap();
+        let e = http
+            .post("https://live.tencentcloudapi.com/")
+            .send()
+            .await
+            .unwrap_err();
+        let msg = transport_error(&e, Duration::from_secs(1), Some(&proxy)).to_string();
+        assert!(msg.starts_with("connection failed:"), "{msg}");
+        assert!(msg.contains(&format!("through the proxy {proxy}")), "{msg}");
+        let direct = transport_error(&e, Duration::from_secs(1), None).to_string();
+        assert!(!direct.contains("proxy 127"), "{direct}");
+        // A proxy that never answers: the timeout names it too.
+        let timeout = ApiError::Timeout(Duration::from_secs(10), through(Some(&proxy)));
+        assert_eq!(
+            timeout.to_string(),
+            format!(
+                "no answer within 10s (through the proxy {proxy}, from HTTP(S)_PROXY / ALL_PROXY; NO_PROXY exempts hosts)"
+            )
+        );
+    }
+
+    #[test]
     fn error_codes_and_retry_classes() {
         let api = |code: &str| ApiError::Api {
             code: code.into(),
@@ -400,7 +501,10 @@ mod tests {
             request_id: "r".into(),
         };
         assert_eq!(ApiError::Http(502).code(), "http_502");
-        assert_eq!(ApiError::Timeout(Duration::from_secs(1)).code(), "timeout");
+        assert_eq!(
+            ApiError::Timeout(Duration::from_secs(1), String::new()).code(),
+            "timeout"
+        );
         assert_eq!(api("InternalError.DBError").code(), "InternalError.DBError");
         assert!(api("RequestLimitExceeded.UinLimitExceeded").is_retryable());
         assert!(api("InternalError").is_retryable());

@@ -1,10 +1,20 @@
 //! `rate_limit`: a token bucket over every request (Go's `rate.NewLimiter(rate.Every(interval),
-//! burst)`, as the toolkit uses it); a request without a token gets 429.
+//! burst)`, as the toolkit uses it); a request without a token gets 429. Probes are exempt:
+//! `/healthz` is never limited (nor does it take a token), so a busy or abusive client cannot
+//! make Kubernetes restart the exporter or take it out of its Service.
 
 use std::sync::Mutex;
 use std::time::Instant;
 
 use super::config::RateLimit;
+
+/// Paths the rate limit never applies to: the liveness / readiness probe.
+pub const EXEMPT_PATHS: &[&str] = &["/healthz"];
+
+/// Whether a request to `path` is subject to the rate limit.
+pub fn limited(path: &str) -> bool {
+    !EXEMPT_PATHS.contains(&path)
+}
 
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -45,6 +55,14 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn probes_are_never_limited() {
+        assert!(!limited("/healthz"));
+        for path in ["/metrics", "/", "/-/reload", "/healthz/", "/healthzz"] {
+            assert!(limited(path), "{path}");
+        }
+    }
 
     #[test]
     fn a_burst_then_one_per_interval() {

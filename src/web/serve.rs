@@ -73,7 +73,7 @@ impl Gate {
         }
         if let (Some(active), Some(source)) = (active, &self.source) {
             if let Some(limiter) = &active.rate_limit {
-                if !limiter.allow() {
+                if super::rate::limited(req.uri().path()) && !limiter.allow() {
                     return (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n").into_response();
                 }
             }

@@ -22,7 +22,6 @@
 //! arrive. The processes are killed by a guard, also on panic.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,17 +51,6 @@ const POOL_ALERTS: &[(&str, &str)] = &[
 ];
 
 /// Debian installs Alertmanager as `prometheus-alertmanager`; upstream as `alertmanager`.
-fn alertmanager() -> Option<PathBuf> {
-    let on_path = |name: &str| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|p| p.is_file())
-        })
-    };
-    on_path("alertmanager").or_else(|| tool("prometheus-alertmanager"))
-}
-
 /// `alerts.yml` with the `for` of the pool alerts from [`POOL_ALERTS`]; panics if one is not found.
 fn rules_with_short_for(alerts: &str) -> String {
     let mut current = String::new();
@@ -189,13 +177,17 @@ fn is_warning_twin(labels: &Value) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    missing_prometheus,
+    ignore = "needs prometheus: apt-get install prometheus"
+)]
+#[cfg_attr(
+    missing_alertmanager,
+    ignore = "needs alertmanager: apt-get install prometheus-alertmanager"
+)]
 async fn alertmanager_pages_the_critical_pool_alert_and_inhibits_its_warning_twin() {
-    let Some(prometheus) = tool("prometheus") else {
-        return;
-    };
-    let Some(alertmanager) = alertmanager() else {
-        return;
-    };
+    let prometheus = tool("prometheus");
+    let alertmanager = tool("alertmanager");
     let alerts_yml = std::fs::read_to_string(repo_path("deploy/prometheus/alerts.yml"))
         .expect("deploy/prometheus/alerts.yml");
     let shipped_am = std::fs::read_to_string(repo_path("deploy/alertmanager/alertmanager.yml"))

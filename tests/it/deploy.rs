@@ -10,10 +10,12 @@ use tencent_live_exporter::simulator::Simulator;
 use crate::support::{Harness, repo_path, run, tool};
 
 #[test]
+#[cfg_attr(
+    missing_promtool,
+    ignore = "needs promtool: apt-get install prometheus"
+)]
 fn alert_rules_pass_promtool_check_and_their_unit_tests() {
-    let Some(promtool) = tool("promtool") else {
-        return;
-    };
+    let promtool = tool("promtool");
     let (ok, out) = run(Command::new(&promtool)
         .arg("check")
         .arg("rules")
@@ -33,10 +35,12 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_amtool,
+    ignore = "needs amtool: apt-get install prometheus-alertmanager"
+)]
 fn alertmanager_config_passes_amtool_and_routes_by_severity() {
-    let Some(amtool) = tool("amtool") else {
-        return;
-    };
+    let amtool = tool("amtool");
     let config = repo_path("deploy/alertmanager/alertmanager.yml");
     let (ok, out) = run(Command::new(&amtool).arg("check-config").arg(&config));
     assert!(ok, "amtool check-config:\n{out}");
@@ -66,10 +70,12 @@ fn alertmanager_config_passes_amtool_and_routes_by_severity() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing_promtool,
+    ignore = "needs promtool: apt-get install prometheus"
+)]
 async fn the_exposition_passes_promtool_check_metrics_with_no_finding() {
-    let Some(promtool) = tool("promtool") else {
-        return;
-    };
+    let promtool = tool("promtool");
     // Every kind of series: packages of all Types, null renew fields, an unknown status, a failed pair.
     let sim = Simulator::new();
     sim.add_account("AKIDlint", "lint-key");
@@ -130,4 +136,79 @@ async fn the_exposition_passes_promtool_check_metrics_with_no_finding() {
         "promtool check metrics failed:\n{findings}"
     );
     assert_eq!(findings.trim(), "", "promtool check metrics has findings");
+}
+
+/// The Kubernetes configuration the kustomize base turns into its ConfigMap.
+fn kubernetes_config() -> String {
+    std::fs::read_to_string(repo_path("deploy/kubernetes/config.toml")).unwrap()
+}
+
+#[test]
+fn the_kubernetes_config_toml_is_a_valid_configuration() {
+    let path = repo_path("deploy/kubernetes/config.toml");
+    let env = std::collections::BTreeMap::from([
+        ("TENCENTCLOUD_SECRET_ID".to_owned(), "AKIDk8s".to_owned()),
+        ("TENCENTCLOUD_SECRET_KEY".to_owned(), "k".to_owned()),
+    ]);
+    let config = tencent_live_exporter::config::load(
+        Some(&path),
+        &tencent_live_exporter::config::Overrides::default(),
+        env,
+    )
+    .expect("deploy/kubernetes/config.toml validates");
+    assert_eq!(config.accounts.len(), 1);
+    assert!(kubernetes_config().contains("[[accounts]]"));
+}
+
+#[test]
+#[cfg_attr(
+    missing_kubectl,
+    ignore = "needs kubectl: apt-get install kubernetes-client"
+)]
+fn the_kustomize_base_renders_with_the_generated_config_map_mounted() {
+    let kubectl = tool("kubectl");
+    let out = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(repo_path("deploy/kubernetes"))
+        .output()
+        .unwrap();
+    let rendered = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<serde_json::Value> = rendered
+        .split("\n---\n")
+        .map(|d| serde_norway::from_str(d).expect("rendered YAML parses"))
+        .collect();
+    let mut kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "Deployment",
+            "PrometheusRule",
+            "Service",
+            "ServiceMonitor"
+        ]
+    );
+    let of = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap();
+    let config_map = of("ConfigMap");
+    assert_eq!(
+        config_map["data"]["config.toml"].as_str(),
+        Some(kubernetes_config().as_str())
+    );
+    let name = config_map["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("tencent-live-exporter-"), "{name}");
+    let volumes = &of("Deployment")["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(volumes[0]["configMap"]["name"].as_str(), Some(name));
+    // The rules are the generated file, unchanged.
+    let rule = of("PrometheusRule");
+    assert!(
+        rule["spec"]["groups"][0]["rules"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    );
 }

@@ -7,6 +7,7 @@ mod credentials;
 mod deploy;
 mod exporter;
 mod faults;
+mod operator;
 mod prometheus_e2e;
 mod reload;
 mod soak;

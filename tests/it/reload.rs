@@ -174,3 +174,32 @@ async fn changing_package_types_drops_and_adds_pairs() {
         1.0
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_reload_log_says_what_changed() {
+    let (logs, _guard) = crate::support::Logs::capture(tracing::Level::INFO);
+    let h = Harness::in_process(sim(), &[A, B], "package_types = [\"traffic\"]");
+    h.first_polls().await;
+
+    // Only [poll] changes: no account is said to have changed.
+    h.rewrite_config(&[A, B], "package_types = [\"traffic\"]\ntimeout = \"9s\"");
+    assert_eq!(h.call("POST", "/-/reload").await.0, 200);
+    let text = logs.text();
+    assert!(
+        text.contains("reload: [poll] settings changed, every account restarts"),
+        "{text}"
+    );
+    assert!(!text.contains("account's"), "{text}");
+
+    // B's keys change and A goes: each line says which.
+    const B2: Account = ("b", "AKIDreloadB000000000000000000000000", "key-b-rotated");
+    h.rewrite_config(&[B2], "package_types = [\"traffic\"]\ntimeout = \"9s\"");
+    assert_eq!(h.call("POST", "/-/reload").await.0, 200);
+    let text = logs.text();
+    let line = |account: &str, what: &str| {
+        text.lines()
+            .any(|l| l.contains(&format!("account={account}")) && l.contains(what))
+    };
+    assert!(line("a", "reload: account removed"), "{text}");
+    assert!(line("b", "reload: account's credentials changed"), "{text}");
+}

@@ -243,23 +243,45 @@ impl Samples {
     }
 }
 
-/// A tool the test needs: its path, or `None` locally when missing. Under `CI=true` a missing
-/// tool fails the test, so CI can never pass by skipping.
-pub fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{name} is required under CI=true but is not on PATH (.ci/run installs it)");
-        }
-        eprintln!(
-            "SKIPPED: {name} not on PATH (install Debian's prometheus package); under CI=true this fails"
-        );
+/// The file names a tool goes by: Debian installs Alertmanager as `prometheus-alertmanager`.
+/// `build.rs` knows the same names.
+pub fn names_of(tool: &str) -> Vec<&str> {
+    match tool {
+        "alertmanager" => vec!["alertmanager", "prometheus-alertmanager"],
+        _ => vec![tool],
     }
-    found
+}
+
+/// The Debian package that gives a test tool (what `.ci/run` installs).
+pub fn package_of(tool: &str) -> &'static str {
+    match tool {
+        "promtool" | "prometheus" => "prometheus",
+        "alertmanager" | "amtool" => "prometheus-alertmanager",
+        "chromium" => "chromium",
+        "kubectl" => "kubernetes-client",
+        _ => "(unknown: add it to tests/it/support.rs and build.rs)",
+    }
+}
+
+/// A tool the test needs: its path on `PATH`. A missing tool fails the test, naming the package.
+///
+/// Tests that need a tool carry `#[cfg_attr(missing_<tool>, ignore = "needs <tool>: apt-get
+/// install <package>")]`: `build.rs` sets that cfg when the tool is not on `PATH`, except under
+/// `CI=true`, so locally such a test is reported as *ignored* with its reason (the harness
+/// shows it; it is never counted as passed), and in CI it runs and fails without the tool.
+pub fn tool(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .flat_map(|dir| names_of(name).into_iter().map(move |n| dir.join(n)))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not on PATH: apt-get install {} (.ci/run installs it)",
+                package_of(name)
+            )
+        })
 }
 
 /// Runs a tool, returning (success, combined output).

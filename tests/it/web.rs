@@ -606,6 +606,28 @@ async fn rate_limit_answers_429_beyond_the_burst() {
     assert_eq!(statuses, [200, 200, 429]);
 }
 
+#[tokio::test]
+async fn probes_pass_a_spent_rate_limit_and_take_no_token() {
+    let dir = Dir::new();
+    let config = dir.write("web.yml", "rate_limit:\n  interval: 1h\n  burst: 1\n");
+    let server = Server::start(Some(&config)).await;
+    let http = client();
+    let status = |path: &'static str| {
+        let req = http.get(server.http(path));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // Probes before the only token is spent leave it there...
+    for _ in 0..5 {
+        assert_eq!(status("/healthz").await, 200);
+    }
+    assert_eq!(status("/metrics").await, 200);
+    assert_eq!(status("/metrics").await, 429);
+    // ...and once it is spent, probes still pass.
+    for _ in 0..5 {
+        assert_eq!(status("/healthz").await, 200);
+    }
+}
+
 /// Reads until the server closes the connection; returns what it sent.
 async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
     let mut out = Vec::new();

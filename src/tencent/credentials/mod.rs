@@ -260,6 +260,20 @@ impl Cached {
     }
 }
 
+/// What [`CredentialSource::probe`] found; no secret material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The source that gave keys: `static`, `env`, `profile`, `cvm_role` or `oidc` (for a
+    /// chain, its first link that worked).
+    pub from: &'static str,
+    /// The SecretId (an identity, sent in every request's `Authorization` header).
+    pub secret_id: String,
+    /// Temporary keys with a session token.
+    pub temporary: bool,
+    /// The keys were exchanged by STS `AssumeRole` for the role of `role_arn`.
+    pub assumed_role: bool,
+}
+
 /// Credentials to sign with, and which fetch they came from (for [`CredentialSource::invalidate`]).
 pub struct Lease {
     pub credentials: Credentials,
@@ -315,6 +329,19 @@ impl CredentialSource {
     /// worth a refresh and a retry.
     pub fn refreshable(&self) -> bool {
         self.spec.assume_role.is_some() || self.spec.base.refreshable()
+    }
+
+    /// Resolves the source once, past the cache, as `--check-config` does: reads the files and
+    /// the captured environment, asks the metadata service or STS where the source says so,
+    /// never the Live API. Gives which source (a chain's link) would be used.
+    pub async fn probe(&self, ctx: FetchContext<'_>) -> Result<Probe, CredentialError> {
+        let fetched = fetch::fetch(&self.spec, ctx).await?;
+        Ok(Probe {
+            from: fetched.from,
+            secret_id: fetched.credentials.secret_id,
+            temporary: fetched.credentials.token.is_some(),
+            assumed_role: self.spec.assume_role.is_some(),
+        })
     }
 
     /// The credentials to sign the next request with.
