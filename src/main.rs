@@ -68,7 +68,7 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if cli.once {
-        let (text, ok) = app::once(&config).await?;
+        let (text, ok) = app::once(&config, shutdown.clone()).await?;
         shutdown.cancel();
         std::io::stdout()
             .write_all(&text)
