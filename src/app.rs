@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -98,6 +98,8 @@ impl Exporter {
             telemetry_path: config.web.telemetry_path.clone(),
         });
         {
+            // Proof: the Arc was made just above and is not shared yet; nobody else holds the lock.
+            #[allow(clippy::expect_used)]
             let mut running = exporter
                 .running
                 .try_lock()
@@ -153,7 +155,7 @@ impl Exporter {
     }
 
     fn set_pairs(&self, config: &Config) {
-        *self.pairs.lock().expect("pairs lock") = config
+        *self.pairs.lock().unwrap_or_else(PoisonError::into_inner) = config
             .accounts
             .iter()
             .flat_map(|a| {
@@ -215,7 +217,7 @@ impl Exporter {
         let keep: HashSet<PairKey> = self
             .pairs
             .lock()
-            .expect("pairs lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .cloned()
             .collect();
@@ -279,7 +281,7 @@ impl Exporter {
         let pairs = self.store.pairs();
         self.pairs
             .lock()
-            .expect("pairs lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|k| (k.clone(), pairs.get(k).map_or(0, |p| p.polls)))
             .collect()
@@ -319,7 +321,7 @@ impl Exporter {
         let pairs = self.store.pairs();
         self.pairs
             .lock()
-            .expect("pairs lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .all(|k| pairs.get(k).is_some_and(|p| p.up))
     }

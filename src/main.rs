@@ -1,5 +1,11 @@
 //! The binary: parse flags, load and validate the configuration, then run. Errors are printed
 //! with their whole chain and turned into an exit code; nothing here panics on bad input.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::io::Write;
 use std::process::ExitCode;

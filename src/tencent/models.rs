@@ -363,7 +363,7 @@ fn describe(v: Option<&Value>) -> String {
 }
 
 fn preview(body: &[u8]) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned()
+    String::from_utf8_lossy(body.get(..60).unwrap_or(body)).into_owned()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `rate_limit`: a token bucket over every request (Go's `rate.NewLimiter(rate.Every(interval),
 //! burst)`, as the toolkit uses it); a request without a token gets 429.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use super::config::RateLimit;
@@ -26,7 +26,7 @@ impl RateLimiter {
     }
 
     fn allow_at(&self, now: Instant) -> bool {
-        let mut state = self.state.lock().expect("rate limiter");
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let (tokens, last) = &mut *state;
         let refill = now.saturating_duration_since(*last).as_secs_f64()
             / self.settings.interval.as_secs_f64();
