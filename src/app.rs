@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -41,6 +41,9 @@ pub struct Exporter {
     /// The configured pairs, for "every pair has polled" (readable without the async lock).
     pairs: Mutex<Vec<PairKey>>,
     loader: Option<ConfigLoader>,
+    /// Held from reading the configuration to applying it: reloads run one at a time, in the
+    /// order they were asked for, so an older file is never applied after a newer one.
+    reloading: tokio::sync::Mutex<()>,
     telemetry_path: String,
 }
 
@@ -91,9 +94,12 @@ impl Exporter {
             }),
             pairs: Mutex::new(Vec::new()),
             loader,
+            reloading: tokio::sync::Mutex::new(()),
             telemetry_path: config.web.telemetry_path.clone(),
         });
         {
+            // Proof: the Arc was made just above and is not shared yet; nobody else holds the lock.
+            #[allow(clippy::expect_used)]
             let mut running = exporter
                 .running
                 .try_lock()
@@ -149,7 +155,7 @@ impl Exporter {
     }
 
     fn set_pairs(&self, config: &Config) {
-        *self.pairs.lock().expect("pairs lock") = config
+        *self.pairs.lock().unwrap_or_else(PoisonError::into_inner) = config
             .accounts
             .iter()
             .flat_map(|a| {
@@ -210,7 +216,7 @@ impl Exporter {
         let keep: HashSet<PairKey> = self
             .pairs
             .lock()
-            .expect("pairs lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .cloned()
             .collect();
@@ -218,10 +224,13 @@ impl Exporter {
     }
 
     /// Re-reads the configuration and applies it; a bad one keeps the running configuration.
+    /// Reloads are serialized (a fair lock held from reading to applying), so concurrent ones
+    /// apply in the order they started and the newest file read is the one that runs.
     pub async fn reload(&self) -> Result<(), String> {
         let Some(loader) = &self.loader else {
             return Err("this exporter has no configuration source to re-read".into());
         };
+        let _one_at_a_time = self.reloading.lock().await;
         match loader() {
             Ok(config) => {
                 self.apply(config).await;
@@ -244,9 +253,25 @@ impl Exporter {
         &self.store
     }
 
-    /// The HTTP routes, with `POST /-/reload` wired to [`Exporter::reload`].
+    /// [`Exporter::reload`] in a task of its own: a client that hangs up, or a panic, cannot
+    /// stop a reload halfway or the caller (the SIGHUP loop) for good.
+    pub async fn reload_in_task(self: &Arc<Self>) -> Result<(), String> {
+        let this = self.clone();
+        match tokio::spawn(async move { this.reload().await }).await {
+            Ok(result) => result,
+            Err(e) => {
+                self.metrics.reload_result(false);
+                self.store.publish();
+                let reason = format!("the reload task failed: {e}");
+                tracing::error!("{reason}");
+                Err(reason)
+            }
+        }
+    }
+
+    /// The HTTP routes, with `POST /-/reload` wired to [`Exporter::reload_in_task`].
     pub fn router(self: &Arc<Self>) -> Router {
-        let reload: Arc<dyn Reload> = self.clone();
+        let reload: Arc<dyn Reload> = Arc::new(TaskReload(self.clone()));
         crate::server::router(self.store.clone(), &self.telemetry_path, reload)
     }
 
@@ -255,7 +280,7 @@ impl Exporter {
         let pairs = self.store.pairs();
         self.pairs
             .lock()
-            .expect("pairs lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|k| (k.clone(), pairs.get(k).map_or(0, |p| p.polls)))
             .collect()
@@ -295,7 +320,7 @@ impl Exporter {
         let pairs = self.store.pairs();
         self.pairs
             .lock()
-            .expect("pairs lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .all(|k| pairs.get(k).is_some_and(|p| p.up))
     }
@@ -331,9 +356,12 @@ fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>) -> String {
     }
 }
 
-impl Reload for Exporter {
+/// `POST /-/reload`: a reload in its own task.
+struct TaskReload(Arc<Exporter>);
+
+impl Reload for TaskReload {
     fn reload(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(Exporter::reload(self))
+        Box::pin(self.0.reload_in_task())
     }
 }
 
@@ -428,18 +456,27 @@ async fn reload_on_sighup(
                     return;
                 }
                 tracing::info!("SIGHUP: reloading the configuration");
-                let _ = exporter.reload().await;
+                let _ = exporter.reload_in_task().await;
             }
         }
     }
 }
 
 /// `--once`: poll every pair once, return the exposition and whether every poll succeeded.
-pub async fn once(config: &Config) -> anyhow::Result<(bytes::Bytes, bool)> {
-    let shutdown = CancellationToken::new();
-    let exporter = Exporter::start(config, shutdown.clone())?;
-    exporter.wait_for_polls(1).await;
-    let ok = exporter.all_up();
+/// `interrupt` (SIGTERM, SIGINT) ends the wait at once: the exposition so far, and `false`.
+pub async fn once(
+    config: &Config,
+    interrupt: CancellationToken,
+) -> anyhow::Result<(bytes::Bytes, bool)> {
+    let exporter = Exporter::start(config, interrupt.child_token())?;
+    let interrupted = tokio::select! {
+        () = exporter.wait_for_polls(1) => false,
+        () = interrupt.cancelled() => true,
+    };
+    if interrupted {
+        tracing::warn!("interrupted before every poll finished; printing what there is");
+    }
+    let ok = !interrupted && exporter.all_up();
     let text = exporter.store().exposition().text.clone();
     exporter.stop().await;
     Ok((text, ok))

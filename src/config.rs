@@ -230,6 +230,74 @@ fn duration(key: &str, raw: Option<&str>, default: &str) -> Result<Duration, Con
     })
 }
 
+/// Bounds of every duration in the configuration, so that no arithmetic on one (adding it to an
+/// `Instant`, multiplying it) can overflow anywhere: `(key, least, most)`.
+pub const DURATION_BOUNDS: [(&str, Duration, Duration); 5] = [
+    (
+        "poll.interval",
+        Duration::from_secs(1),
+        DAY.saturating_mul(7),
+    ),
+    (
+        "poll.timeout",
+        Duration::from_millis(100),
+        Duration::from_secs(600),
+    ),
+    (
+        "poll.backoff_base",
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    ),
+    (
+        "poll.backoff_max",
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    ),
+    (
+        "poll.max_staleness",
+        Duration::from_secs(1),
+        DAY.saturating_mul(30),
+    ),
+];
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Most `[[accounts]]` one exporter polls.
+pub const MAX_ACCOUNTS: usize = 10_000;
+
+/// Longest `web.telemetry_path`.
+pub const MAX_TELEMETRY_PATH_LEN: usize = 256;
+
+/// A duration within its key's [`DURATION_BOUNDS`], or a fault naming the key and the bounds.
+fn bounded_duration(key: &str, raw: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+    let d = duration(key, raw, default)?;
+    let (least, most) = DURATION_BOUNDS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map_or((Duration::ZERO, Duration::MAX), |(_, l, m)| (*l, *m));
+    if (least..=most).contains(&d) {
+        Ok(d)
+    } else {
+        Err(ConfigError(format!(
+            "{key} must be between {} and {}, not {:?}",
+            humantime::format_duration(least),
+            humantime::format_duration(most),
+            raw.unwrap_or(default).trim()
+        )))
+    }
+}
+
+/// Whether `path` is a route axum takes literally: `/` then unreserved characters and
+/// sub-delimiters, without axum's capture syntax (`{`, `}`, a segment starting with `:` or `*`)
+/// that would panic at start or turn the path into a pattern.
+fn literal_route(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() <= MAX_TELEMETRY_PATH_LEN
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-._~!$&'()+,;=@".contains(c))
+}
+
 fn int_in(
     key: &str,
     raw: Option<i64>,
@@ -690,28 +758,24 @@ impl Config {
             .clone()
             .or(raw.web.telemetry_path)
             .unwrap_or_else(|| defaults::TELEMETRY_PATH.into());
-        if !telemetry_path.starts_with('/')
+        if !literal_route(&telemetry_path)
             || telemetry_path.len() < 2
             || ["/healthz", "/-/reload"].contains(&telemetry_path.as_str())
-            || telemetry_path.contains(['?', '#', ' '])
         {
             return Err(fault(
                 "web.telemetry_path",
                 format!(
-                    "{telemetry_path:?} must be a path like /metrics (not /, /healthz or /-/reload)"
+                    "{telemetry_path:?} must be a path like /metrics of at most \
+                     {MAX_TELEMETRY_PATH_LEN} letters, digits and /-._~!$&'()+,;=@ \
+                     (not /, /healthz or /-/reload)"
                 ),
             ));
         }
 
         let p = raw.poll;
-        let interval = duration("poll.interval", p.interval.as_deref(), defaults::INTERVAL)?;
-        if interval < Duration::from_secs(1) {
-            return Err(fault("poll.interval", "must be at least 1s"));
-        }
-        let timeout = duration("poll.timeout", p.timeout.as_deref(), defaults::TIMEOUT)?;
-        if timeout < Duration::from_millis(100) {
-            return Err(fault("poll.timeout", "must be at least 100ms"));
-        }
+        let interval =
+            bounded_duration("poll.interval", p.interval.as_deref(), defaults::INTERVAL)?;
+        let timeout = bounded_duration("poll.timeout", p.timeout.as_deref(), defaults::TIMEOUT)?;
         let requests_per_second = int_in(
             "poll.requests_per_second",
             p.requests_per_second,
@@ -751,12 +815,12 @@ impl Config {
             defaults::MAX_RETRIES,
             0..=10,
         )? as u32;
-        let backoff_base = duration(
+        let backoff_base = bounded_duration(
             "poll.backoff_base",
             p.backoff_base.as_deref(),
             defaults::BACKOFF_BASE,
         )?;
-        let backoff_max = duration(
+        let backoff_max = bounded_duration(
             "poll.backoff_max",
             p.backoff_max.as_deref(),
             defaults::BACKOFF_MAX,
@@ -768,8 +832,9 @@ impl Config {
             ));
         }
         let max_staleness = match p.max_staleness.as_deref() {
-            Some(s) => duration("poll.max_staleness", Some(s), "")?,
-            None => interval * defaults::STALENESS_INTERVALS,
+            Some(s) => bounded_duration("poll.max_staleness", Some(s), "")?,
+            // At most 7d * 3: within the bounds of max_staleness.
+            None => interval.saturating_mul(defaults::STALENESS_INTERVALS),
         };
         if max_staleness < interval {
             return Err(fault(
@@ -783,6 +848,15 @@ impl Config {
                 return Err(fault(
                     "accounts",
                     "the list is empty; configure at least one [[accounts]]",
+                ));
+            }
+            Some(a) if a.len() > MAX_ACCOUNTS => {
+                return Err(fault(
+                    "accounts",
+                    format!(
+                        "{} accounts; at most {MAX_ACCOUNTS} are polled by one exporter",
+                        a.len()
+                    ),
                 ));
             }
             Some(a) => a,
@@ -842,19 +916,23 @@ impl Config {
 
     /// The effective configuration as TOML, secrets redacted (`--check-config`).
     pub fn to_redacted_toml(&self) -> String {
-        let d = |d: Duration| format!("{:?}", humantime::format_duration(d).to_string());
+        let d = |d: Duration| toml_string(&humantime::format_duration(d).to_string());
         let mut s = String::new();
         let _ = writeln!(s, "[web]");
         match self.web.listen_addresses.as_slice() {
             [one] => {
-                let _ = writeln!(s, "listen_address = \"{one}\"");
+                let _ = writeln!(s, "listen_address = {}", toml_string(&one.to_string()));
             }
             many => {
-                let list: Vec<String> = many.iter().map(|a| format!("\"{a}\"")).collect();
+                let list: Vec<String> = many.iter().map(|a| toml_string(&a.to_string())).collect();
                 let _ = writeln!(s, "listen_address = [{}]", list.join(", "));
             }
         }
-        let _ = writeln!(s, "telemetry_path = {:?}", self.web.telemetry_path);
+        let _ = writeln!(
+            s,
+            "telemetry_path = {}",
+            toml_string(&self.web.telemetry_path)
+        );
         let p = &self.poll;
         let _ = writeln!(s, "\n[poll]");
         let _ = writeln!(s, "interval = {}", d(p.interval));
@@ -864,7 +942,7 @@ impl Config {
         let types: Vec<String> = p
             .package_types
             .iter()
-            .map(|q| format!("{:?}", q.label()))
+            .map(|q| toml_string(q.label()))
             .collect();
         let _ = writeln!(s, "package_types = [{}]", types.join(", "));
         let _ = writeln!(s, "max_retries = {}", p.retry.max_retries);
@@ -873,12 +951,12 @@ impl Config {
         let _ = writeln!(s, "max_staleness = {}", d(p.max_staleness));
         for a in &self.accounts {
             let _ = writeln!(s, "\n[[accounts]]");
-            let _ = writeln!(s, "name = {:?}", a.name);
+            let _ = writeln!(s, "name = {}", toml_string(&a.name));
             write_credentials(&mut s, a.credentials.spec());
             let _ = writeln!(
                 s,
-                "endpoint = {:?}",
-                a.endpoint.as_str().trim_end_matches('/')
+                "endpoint = {}",
+                toml_string(a.endpoint.as_str().trim_end_matches('/'))
             );
         }
         s
@@ -888,8 +966,8 @@ impl Config {
 /// The `[[accounts]]` lines of a credential source, as keys that parse back (secrets as
 /// `"[REDACTED]"`) and comments for what was resolved from the environment.
 fn write_credentials(s: &mut String, spec: &SourceSpec) {
-    let _ = writeln!(s, "credentials = {:?}", spec.base.name());
-    let url = |u: &Url| format!("{:?}", u.as_str().trim_end_matches('/'));
+    let _ = writeln!(s, "credentials = {}", toml_string(spec.base.name()));
+    let url = |u: &Url| toml_string(u.as_str().trim_end_matches('/'));
     let mut sts: Option<(&str, &Url)> = spec
         .assume_role
         .as_ref()
@@ -897,8 +975,8 @@ fn write_credentials(s: &mut String, spec: &SourceSpec) {
     let env_comment = |s: &mut String, c: &Credentials| {
         let _ = writeln!(
             s,
-            "# {ENV_SECRET_ID} = {:?}, {ENV_SECRET_KEY} = \"[REDACTED]\"",
-            c.secret_id
+            "# {ENV_SECRET_ID} = {}, {ENV_SECRET_KEY} = \"[REDACTED]\"",
+            toml_string(&c.secret_id)
         );
         if c.token.is_some() {
             let _ = writeln!(s, "# session token: [REDACTED]");
@@ -911,10 +989,14 @@ fn write_credentials(s: &mut String, spec: &SourceSpec) {
         } => {
             match secret_id {
                 SecretIdFrom::Inline(id) => {
-                    let _ = writeln!(s, "secret_id = {id:?}");
+                    let _ = writeln!(s, "secret_id = {}", toml_string(id));
                 }
                 SecretIdFrom::File(path) => {
-                    let _ = writeln!(s, "secret_id_file = {:?}", path.display().to_string());
+                    let _ = writeln!(
+                        s,
+                        "secret_id_file = {}",
+                        toml_string(&path.display().to_string())
+                    );
                 }
             }
             match secret_key {
@@ -922,21 +1004,25 @@ fn write_credentials(s: &mut String, spec: &SourceSpec) {
                     let _ = writeln!(s, "secret_key = \"[REDACTED]\"");
                 }
                 SecretKeyFrom::File(path) => {
-                    let _ = writeln!(s, "secret_key_file = {:?}", path.display().to_string());
+                    let _ = writeln!(
+                        s,
+                        "secret_key_file = {}",
+                        toml_string(&path.display().to_string())
+                    );
                 }
             }
         }
         BaseSource::Env(c) => env_comment(s, c),
         BaseSource::Profile { file, profile } => {
-            let _ = writeln!(s, "profile = {profile:?}");
-            let _ = writeln!(s, "# file: {}", file.display());
+            let _ = writeln!(s, "profile = {}", toml_string(profile));
+            let _ = writeln!(s, "# file: {}", comment(&file.display().to_string()));
         }
         BaseSource::CvmRole {
             role,
             metadata_endpoint,
         } => {
             if let Some(role) = role {
-                let _ = writeln!(s, "role = {role:?}");
+                let _ = writeln!(s, "role = {}", toml_string(role));
             }
             let _ = writeln!(s, "metadata_endpoint = {}", url(metadata_endpoint));
         }
@@ -944,10 +1030,10 @@ fn write_credentials(s: &mut String, spec: &SourceSpec) {
             let _ = writeln!(
                 s,
                 "# TKE pod identity: region {}, provider {}, role {}, token file {}",
-                o.region,
-                o.provider_id,
-                o.role_arn,
-                o.token_file.display()
+                comment(&o.region),
+                comment(&o.provider_id),
+                comment(&o.role_arn),
+                comment(&o.token_file.display().to_string())
             );
             sts = Some((&o.session_name, &o.sts_endpoint));
         }
@@ -955,15 +1041,19 @@ fn write_credentials(s: &mut String, spec: &SourceSpec) {
             for link in links {
                 match &link.source {
                     Err(why) => {
-                        let _ = writeln!(s, "# chain: {}: skipped ({why})", link.name);
+                        let _ = writeln!(s, "# chain: {}: skipped ({})", link.name, comment(why));
                     }
                     Ok(BaseSource::Env(c)) => {
                         let _ = writeln!(s, "# chain: env:");
                         env_comment(s, c);
                     }
                     Ok(BaseSource::Profile { file, profile }) => {
-                        let _ = writeln!(s, "# chain: profile: {}", file.display());
-                        let _ = writeln!(s, "profile = {profile:?}");
+                        let _ = writeln!(
+                            s,
+                            "# chain: profile: {}",
+                            comment(&file.display().to_string())
+                        );
+                        let _ = writeln!(s, "profile = {}", toml_string(profile));
                     }
                     Ok(BaseSource::CvmRole {
                         role,
@@ -971,7 +1061,7 @@ fn write_credentials(s: &mut String, spec: &SourceSpec) {
                     }) => {
                         let _ = writeln!(s, "# chain: cvm_role:");
                         if let Some(role) = role {
-                            let _ = writeln!(s, "role = {role:?}");
+                            let _ = writeln!(s, "role = {}", toml_string(role));
                         }
                         let _ = writeln!(s, "metadata_endpoint = {}", url(metadata_endpoint));
                     }
@@ -979,10 +1069,10 @@ fn write_credentials(s: &mut String, spec: &SourceSpec) {
                         let _ = writeln!(
                             s,
                             "# chain: oidc: region {}, provider {}, role {}, token file {}",
-                            o.region,
-                            o.provider_id,
-                            o.role_arn,
-                            o.token_file.display()
+                            comment(&o.region),
+                            comment(&o.provider_id),
+                            comment(&o.role_arn),
+                            comment(&o.token_file.display().to_string())
                         );
                         sts = Some((&o.session_name, &o.sts_endpoint));
                     }
@@ -994,12 +1084,32 @@ fn write_credentials(s: &mut String, spec: &SourceSpec) {
         }
     }
     if let Some(role) = &spec.assume_role {
-        let _ = writeln!(s, "role_arn = {:?}", role.role_arn);
+        let _ = writeln!(s, "role_arn = {}", toml_string(&role.role_arn));
     }
     if let Some((session_name, endpoint)) = sts {
-        let _ = writeln!(s, "role_session_name = {session_name:?}");
+        let _ = writeln!(s, "role_session_name = {}", toml_string(session_name));
         let _ = writeln!(s, "sts_endpoint = {}", url(endpoint));
     }
+}
+
+/// `s` as a TOML basic string, escaped as the TOML spec requires (quotes, backslashes, control
+/// characters), so that `--check-config` output always parses back.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// `s` made safe for a TOML comment, which may hold no control character but tab: those are
+/// written as Rust escapes (`\n`, `\u{1b}`).
+fn comment(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Reads and validates everything: the one entry point `main` uses.
@@ -1592,5 +1702,249 @@ mod tests {
         set_mode(&without, 0o644);
         assert!(permission_warnings(Some(&without)).is_empty());
         assert!(permission_warnings(None).is_empty());
+    }
+    #[test]
+    fn every_duration_out_of_range_is_refused_naming_the_key() {
+        // From the file: each key beyond its bounds, including values that overflow a Duration
+        // multiplication or an Instant addition.
+        for (key, least, most) in DURATION_BOUNDS {
+            let (section, name) = key.split_once('.').unwrap();
+            let above = humantime::format_duration(most + Duration::from_secs(1)).to_string();
+            let mut values = vec![above, "300000000000y".to_owned()];
+            if least > Duration::ZERO {
+                values.push(humantime::format_duration(least / 2).to_string());
+            }
+            for v in values {
+                let toml = format!("[{section}]\n{name} = {v:?}\n{ONE}");
+                let e = err(&toml);
+                assert!(
+                    e.contains(key) && e.contains("must be between"),
+                    "{key} = {v}: {e}"
+                );
+            }
+        }
+        // From the environment, which reloads re-read as well.
+        let e = load(
+            None,
+            &Overrides::default(),
+            env(&[
+                ("TLE__POLL__MAX_STALENESS", "300000000000y"),
+                (ENV_SECRET_ID, "i"),
+                (ENV_SECRET_KEY, "k"),
+            ]),
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            e.contains("poll.max_staleness must be between 1s and 30days"),
+            "{e}"
+        );
+        // The largest values allowed leave room for the arithmetic done on them.
+        let c = from_toml(
+            &format!("[poll]\ninterval = \"7d\"\nbackoff_max = \"1h\"\n{ONE}"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.poll.max_staleness, Duration::from_secs(21 * 86_400));
+        assert!(
+            tokio::time::Instant::now()
+                .checked_add(c.poll.max_staleness + c.poll.interval)
+                .is_some()
+        );
+        let many = "[[accounts]]\nname = \"a\"\nsecret_id = \"i\"\nsecret_key = \"k\"\n"
+            .repeat(MAX_ACCOUNTS + 1);
+        assert!(err(&many).contains("at most 10000"), "too many accounts");
+    }
+
+    #[test]
+    fn telemetry_paths_that_axum_would_take_as_patterns_are_refused() {
+        for bad in [
+            "/{x}",
+            "/metrics/{*rest}",
+            "/:id",
+            "/*x",
+            "/m etrics",
+            "/m?x",
+            "/m#x",
+            "/m\u{1b}",
+            "metrics",
+            "/",
+            "/healthz",
+        ] {
+            for source in ["file", "flag"] {
+                let result = if source == "file" {
+                    from_toml(
+                        &format!("[web]\ntelemetry_path = {}\n{ONE}", toml_string(bad)),
+                        &[],
+                    )
+                } else {
+                    let overrides = Overrides {
+                        telemetry_path: Some(bad.to_owned()),
+                        ..Overrides::default()
+                    };
+                    let mut f = tempfile();
+                    f.1.write_all(ONE.as_bytes()).unwrap();
+                    load(Some(&f.0), &overrides, BTreeMap::new())
+                };
+                let e = result.unwrap_err().0;
+                assert!(e.contains("web.telemetry_path"), "{bad:?} ({source}): {e}");
+            }
+        }
+        let long = format!("/{}", "m".repeat(MAX_TELEMETRY_PATH_LEN));
+        assert!(
+            err(&format!("[web]\ntelemetry_path = {long:?}\n{ONE}")).contains("web.telemetry_path")
+        );
+        for good in ["/metrics", "/custom/metrics", "/a-b_c.d~e/f@g!h"] {
+            let c = from_toml(&format!("[web]\ntelemetry_path = {good:?}\n{ONE}"), &[]).unwrap();
+            assert_eq!(c.web.telemetry_path, good);
+        }
+    }
+
+    #[test]
+    fn check_config_output_with_control_characters_is_valid_toml() {
+        let toml = "[[accounts]]\nname = \"a\\u0000b\\nc\\u001b[31m\\\"q\\\\\"\nsecret_id = \"AKID\\u007f\\t1\\r\"\nsecret_key = \"k\"\n";
+        let c = from_toml(toml, &[]).unwrap();
+        let out = c.to_redacted_toml();
+        let parsed: toml::Table = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        let account = &parsed["accounts"].as_array().unwrap()[0];
+        assert_eq!(account["name"].as_str(), Some("a\u{0}b\nc\u{1b}[31m\"q\\"));
+        assert_eq!(account["secret_id"].as_str(), Some("AKID\u{7f}\t1"));
+        let back = from_toml(&out.replace("[REDACTED]", "k"), &[]).unwrap();
+        assert_eq!(back.accounts[0].name, c.accounts[0].name);
+        // Comments too: a profile file path with a newline stays on its comment line.
+        assert_eq!(comment("a\nb\u{1b}c\td"), "a\\nb\\u{1b}c\td");
+    }
+
+    /// Any TOML value for any key: validation answers a valid configuration or an error naming
+    /// what is wrong, and never panics; a valid one can be served, polled and printed.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        const KEYS: [(&str, &str); 25] = [
+            ("web", "listen_address"),
+            ("web", "telemetry_path"),
+            ("poll", "interval"),
+            ("poll", "timeout"),
+            ("poll", "requests_per_second"),
+            ("poll", "page_size"),
+            ("poll", "package_types"),
+            ("poll", "max_retries"),
+            ("poll", "backoff_base"),
+            ("poll", "backoff_max"),
+            ("poll", "max_staleness"),
+            ("accounts", "name"),
+            ("accounts", "secret_id"),
+            ("accounts", "secret_key"),
+            ("accounts", "endpoint"),
+            ("accounts", "credentials"),
+            ("accounts", "secret_id_file"),
+            ("accounts", "secret_key_file"),
+            ("accounts", "profile"),
+            ("accounts", "role"),
+            ("accounts", "metadata_endpoint"),
+            ("accounts", "role_arn"),
+            ("accounts", "role_session_name"),
+            ("accounts", "sts_endpoint"),
+            ("accounts", "unknown_key"),
+        ];
+
+        fn value() -> impl Strategy<Value = toml::Value> {
+            let leaf = prop_oneof![
+                any::<i64>().prop_map(toml::Value::Integer),
+                any::<f64>().prop_map(toml::Value::Float),
+                any::<bool>().prop_map(toml::Value::Boolean),
+                any::<String>().prop_map(toml::Value::String),
+                // Durations, the values that overflowed: big numbers with every unit.
+                (
+                    any::<u64>(),
+                    prop::sample::select(vec!["ns", "ms", "s", "m", "h", "d", "w", "y", ""])
+                )
+                    .prop_map(|(n, u)| toml::Value::String(format!("{n}{u}"))),
+                prop::sample::select(vec![
+                    "traffic",
+                    "transcode",
+                    "co_anchoring",
+                    "static",
+                    "cvm_role",
+                    "chain",
+                    "/metrics",
+                    "/{x}",
+                    "127.0.0.1:0",
+                    "http://127.0.0.1:1",
+                    "1s",
+                    "0s",
+                    "30d",
+                ])
+                .prop_map(|s| toml::Value::String(s.to_owned())),
+            ];
+            leaf.prop_recursive(2, 8, 4, |inner| {
+                prop::collection::vec(inner, 0..4).prop_map(toml::Value::Array)
+            })
+        }
+
+        fn document(values: &[Option<toml::Value>]) -> String {
+            let mut web = toml::Table::new();
+            let mut poll = toml::Table::new();
+            let mut account = toml::Table::new();
+            account.insert("name".into(), "a".into());
+            account.insert("secret_id".into(), "i".into());
+            account.insert("secret_key".into(), "k".into());
+            for ((section, key), v) in KEYS.iter().zip(values) {
+                let Some(v) = v else { continue };
+                let table = match *section {
+                    "web" => &mut web,
+                    "poll" => &mut poll,
+                    _ => &mut account,
+                };
+                table.insert((*key).into(), v.clone());
+            }
+            let mut doc = toml::Table::new();
+            doc.insert("web".into(), web.into());
+            doc.insert("poll".into(), poll.into());
+            doc.insert("accounts".into(), toml::Value::Array(vec![account.into()]));
+            toml::to_string(&doc).unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(192))]
+            #[test]
+            fn arbitrary_values_give_a_config_or_an_error_never_a_panic(
+                values in prop::collection::vec(prop::option::weighted(0.3, value()), KEYS.len()),
+                env_interval in prop::option::of(any::<String>()),
+            ) {
+                let text = document(&values);
+                let mut vars = vec![];
+                if let Some(v) = env_interval.as_deref().filter(|v| !v.contains('\0')) {
+                    vars.push(("TLE__POLL__INTERVAL", v));
+                }
+                match from_toml(&text, &vars) {
+                    Err(e) => prop_assert!(!e.0.is_empty()),
+                    Ok(c) => {
+                        for (key, least, most) in DURATION_BOUNDS {
+                            let d = match key {
+                                "poll.interval" => c.poll.interval,
+                                "poll.timeout" => c.poll.timeout,
+                                "poll.backoff_base" => c.poll.retry.backoff_base,
+                                "poll.backoff_max" => c.poll.retry.backoff_max,
+                                _ => c.poll.max_staleness,
+                            };
+                            prop_assert!((least..=most).contains(&d), "{key} = {d:?}");
+                        }
+                        prop_assert!(tokio::time::Instant::now()
+                            .checked_add(c.poll.max_staleness.saturating_mul(2) + c.poll.interval)
+                            .is_some());
+                        // The route is registered the way the server does it: no panic.
+                        let _ = axum::Router::<()>::new()
+                            .route(&c.web.telemetry_path, axum::routing::get(|| async { "" }))
+                            .route("/", axum::routing::get(|| async { "" }))
+                            .route("/healthz", axum::routing::get(|| async { "" }))
+                            .route("/-/reload", axum::routing::post(|| async { "" }));
+                        let out = c.to_redacted_toml();
+                        prop_assert!(toml::from_str::<toml::Table>(&out).is_ok(), "{}", out);
+                    }
+                }
+            }
+        }
     }
 }

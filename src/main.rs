@@ -1,6 +1,12 @@
 //! The binary: parse flags, load and validate the configuration, then run. Errors are printed
 //! with their whole chain and turned into an exit code; nothing here panics on bad input.
 //! Also `--version`, and `--check-config`'s report of where each account's keys come from.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::io::{IsTerminal as _, Write};
 use std::process::ExitCode;
@@ -84,7 +90,7 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if cli.once {
-        let (text, ok) = app::once(&config).await?;
+        let (text, ok) = app::once(&config, shutdown.clone()).await?;
         shutdown.cancel();
         std::io::stdout()
             .write_all(&text)
@@ -128,8 +134,7 @@ async fn check_credentials(config: &config::Config) -> anyhow::Result<(String, V
     outcomes.sort_by_key(|(i, _)| *i);
     let mut report = String::from("\n# Credentials, resolved once (no Live API call):\n");
     let mut without = Vec::new();
-    for (i, outcome) in outcomes {
-        let account = &config.accounts[i];
+    for (account, (_, outcome)) in config.accounts.iter().zip(outcomes) {
         let name = &account.name;
         let configured = account.credentials.name();
         let line = match outcome {

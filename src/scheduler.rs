@@ -54,6 +54,7 @@ impl AccountPollers {
                 poll: poll.clone(),
                 store: store.clone(),
                 first_delay,
+                invalid_seen: std::sync::Mutex::default(),
             };
             tasks.spawn(pair.run(trigger.subscribe(), cancel.clone()));
         }
@@ -92,6 +93,8 @@ struct PairPoller {
     poll: PollConfig,
     store: Arc<Store>,
     first_delay: Duration,
+    /// Unusable fields are warned about once per change (issue 11).
+    invalid_seen: std::sync::Mutex<crate::tencent::models::InvalidFieldsSeen>,
 }
 
 impl PairPoller {
@@ -130,7 +133,11 @@ impl PairPoller {
                 for f in &outcome.invalid_fields {
                     self.store.metrics().invalid_field(account, f.field);
                 }
-                if let Some(first) = outcome.invalid_fields.first() {
+                let new_faults = self
+                    .invalid_seen
+                    .lock()
+                    .is_ok_and(|mut seen| seen.changed(&outcome.invalid_fields));
+                if let Some(first) = outcome.invalid_fields.first().filter(|_| new_faults) {
                     tracing::warn!(
                         account, query = %self.query, count = outcome.invalid_fields.len(),
                         field = first.field, package_id = first.package_id.as_deref().unwrap_or("-"),

@@ -83,23 +83,58 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     }
 }
 
-/// Whether `Accept-Encoding` lists gzip (or `*`) with a non-zero quality.
+/// Whether the client takes gzip, by `Accept-Encoding` as RFC 9110 §12.5.3 reads it: codings and
+/// parameter names are case-insensitive; an explicit `gzip` (or `x-gzip`) entry decides by its
+/// quality, else `*` does, else not; `q=0` means "not acceptable". An entry whose quality is not
+/// a valid qvalue is ignored; several headers count as one list.
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let mut gzip: Option<bool> = None;
+    let mut any: Option<bool> = None;
+    for item in headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or("").trim();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .filter_map(|q| q.trim().parse::<f32>().ok())
-                .next()
-                .unwrap_or(1.0);
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
-        })
+    {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let mut quality = Some(1000);
+        for param in parts {
+            let (name, value) = param.split_once('=').unwrap_or((param, ""));
+            if name.trim().eq_ignore_ascii_case("q") {
+                quality = qvalue(value.trim());
+            }
+        }
+        let Some(quality) = quality else { continue };
+        let slot = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            &mut gzip
+        } else if coding == "*" {
+            &mut any
+        } else {
+            continue;
+        };
+        // Repeated entries: the most restrictive wins.
+        *slot = Some(slot.unwrap_or(true) && quality > 0);
+    }
+    gzip.or(any).unwrap_or(false)
+}
+
+/// A qvalue (`0`, `0.5`, `1`, `1.000`; at most three decimals) in thousandths; `None` if malformed.
+fn qvalue(s: &str) -> Option<u16> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0u16, |acc, b| acc * 10 + u16::from(b - b'0'));
+    match int {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// Unknown paths say where things are, instead of an empty 404.
@@ -379,6 +414,31 @@ mod tests {
         assert!(!h("gzip;q=0"));
         assert!(!h("br, deflate"));
         assert!(!accepts_gzip(&HeaderMap::new()));
+        // q=0 in any spelling refuses gzip, even when `*` would take it.
+        assert!(!h("gzip;q=0, *"));
+        assert!(!h("*, gzip;q=0"));
+        assert!(!h("gzip;Q=0"));
+        assert!(!h("gzip ; q = 0.000"));
+        assert!(!h("GZip;q=0.0"));
+        assert!(!h("*;q=0"));
+        assert!(!h("x-gzip;q=0, *;q=1"));
+        assert!(h("*;q=0.001"));
+        assert!(h("br;q=0, *"));
+        assert!(h("x-gzip"));
+        assert!(h("gzip;q=1.000"));
+        // Invalid qualities are ignored, not read as 1.
+        assert!(!h("gzip;q=2"));
+        assert!(!h("gzip;q=abc"));
+        assert!(!h("gzip;q=0.0001"));
+        assert!(!h("gzip;q=-1"));
+        // Several headers are one list.
+        let mut m = HeaderMap::new();
+        m.append(header::ACCEPT_ENCODING, HeaderValue::from_static("*"));
+        m.append(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0"),
+        );
+        assert!(!accepts_gzip(&m));
     }
 
     #[test]

@@ -208,7 +208,7 @@ pub fn amount(value: u64, unit: Unit) -> String {
         if i == 0 {
             format!("{value} B")
         } else {
-            format!("{v:.1} {}", UNITS[i])
+            format!("{v:.1} {}", UNITS.get(i).unwrap_or(&""))
         }
     } else {
         let hours = value as f64 / 3600.0;

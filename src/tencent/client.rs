@@ -409,13 +409,27 @@ pub fn host_header(url: &Url) -> String {
     }
 }
 
-/// The HTTP client every account shares: rustls, no proxy surprises, keep-alive.
+/// The HTTP client every account shares for the Live API and STS: rustls, keep-alive, a proxy
+/// only from the environment's `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`. Redirects are never
+/// followed: a 3xx is an answer like any other, so a signed request (with `X-TC-Token`) never
+/// goes to a host the configuration did not name, and no other host's answer is accepted.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    base_client(timeout).build()
+}
+
+/// The client for the CVM metadata service: as [`http_client`], but never through a proxy,
+/// whatever the environment says; the service is link-local to the instance and a proxy could
+/// neither reach it nor be trusted with the role credentials it answers.
+pub fn metadata_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    base_client(timeout).no_proxy().build()
+}
+
+fn base_client(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(concat!("tencent-live-exporter/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
-        .build()
+        .redirect(reqwest::redirect::Policy::none())
 }
 
 #[cfg(test)]

@@ -38,6 +38,27 @@ pub struct InvalidField {
     pub reason: String,
 }
 
+/// The unusable fields of a pair's last poll, so that a warning is logged once per change and
+/// not on every poll: an API that answers an empty or `0000-00-00 00:00:00` `ExpireTime` does so
+/// every time, and the `tencent_live_exporter_invalid_fields_total` counter already counts each.
+#[derive(Debug, Default)]
+pub struct InvalidFieldsSeen(Vec<(&'static str, Option<String>, String)>);
+
+impl InvalidFieldsSeen {
+    /// Records this poll's unusable fields; `true` when they differ from the last poll's (in any
+    /// order), i.e. when there is something new to warn about.
+    pub fn changed(&mut self, fields: &[InvalidField]) -> bool {
+        let mut now: Vec<_> = fields
+            .iter()
+            .map(|f| (f.field, f.package_id.clone(), f.reason.clone()))
+            .collect();
+        now.sort();
+        let changed = now != self.0;
+        self.0 = now;
+        changed
+    }
+}
+
 /// Why an answer could not be used at all.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AnswerError {
@@ -342,7 +363,7 @@ fn describe(v: Option<&Value>) -> String {
 }
 
 fn preview(body: &[u8]) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned()
+    String::from_utf8_lossy(body.get(..60).unwrap_or(body)).into_owned()
 }
 
 #[cfg(test)]
@@ -427,6 +448,35 @@ mod tests {
         assert_eq!(beijing_time("2024-02-30 00:00:00"), None);
         assert_eq!(beijing_time("2024-07-01T08:00:00"), None);
         assert_eq!(beijing_time(""), None);
+    }
+
+    #[test]
+    fn the_same_unusable_expire_time_is_new_once_per_change() {
+        let answer = |expire: &str| {
+            one(
+                &format!(r#"{{"Id":"p","Type":0,"Status":1,"ExpireTime":"{expire}"}}"#),
+                QueryType::Traffic,
+            )
+            .invalid_fields
+        };
+        let mut seen = InvalidFieldsSeen::default();
+        let empty = answer("");
+        assert_eq!(empty.len(), 1);
+        assert_eq!(empty[0].field, "ExpireTime");
+        assert!(seen.changed(&empty), "first time: warn");
+        for _ in 0..3 {
+            assert!(!seen.changed(&answer("")), "the same again: no warning");
+        }
+        let zero = answer("0000-00-00 00:00:00");
+        assert_eq!(zero[0].field, "ExpireTime");
+        assert!(seen.changed(&zero), "a different value: warn");
+        assert!(!seen.changed(&answer("0000-00-00 00:00:00")));
+        assert!(
+            seen.changed(&answer("2027-01-01 00:00:00")),
+            "fixed: changed"
+        );
+        assert!(!seen.changed(&[]));
+        assert!(seen.changed(&zero), "back again: warn again");
     }
 
     fn one(pkg: &str, query: QueryType) -> PageAnswer {

@@ -9,7 +9,7 @@
 //! - one bcrypt at a time, off the async threads: a flood of bad passwords costs at most one core.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use axum::http::HeaderValue;
 use base64::Engine as _;
@@ -72,8 +72,9 @@ fn credentials(header: Option<&HeaderValue>) -> Option<(String, Vec<u8>)> {
         .decode(rest.trim_ascii())
         .ok()?;
     let colon = decoded.iter().position(|&b| b == b':')?;
-    let user = String::from_utf8_lossy(&decoded[..colon]).into_owned();
-    Some((user, decoded[colon + 1..].to_vec()))
+    let (user, password) = decoded.split_at(colon);
+    let user = String::from_utf8_lossy(user).into_owned();
+    Some((user, password.get(1..).unwrap_or_default().to_vec()))
 }
 
 impl Authenticator {
@@ -87,18 +88,26 @@ impl Authenticator {
             None => (users.dummy.clone(), false),
         };
         let key = cache_key(&user, &hash, &password);
-        if known && self.verified.lock().expect("auth cache").contains(&key) {
+        if known
+            && self
+                .verified
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&key)
+        {
             return true;
         }
         let matches = {
-            let _one_at_a_time = self.bcrypt.acquire().await.expect("never closed");
+            // The semaphore is never closed, so acquiring cannot fail; if it did, checking without
+            // the bound is still correct.
+            let _one_at_a_time = self.bcrypt.acquire().await.ok();
             tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
                 .await
                 .unwrap_or(false)
         };
         let ok = known && matches;
         if ok {
-            let mut cache = self.verified.lock().expect("auth cache");
+            let mut cache = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();
             }
@@ -109,7 +118,10 @@ impl Authenticator {
 
     /// Forgets remembered logins (after the users changed).
     pub fn forget(&self) {
-        self.verified.lock().expect("auth cache").clear();
+        self.verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     #[cfg(test)]

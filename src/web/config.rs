@@ -408,10 +408,12 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, WebConfigError> {
                     "http_server_config.headers.{name}: not a valid header value"
                 ))
             })?;
-            headers.push((
-                HeaderName::from_bytes(canonical.as_bytes()).expect("allowed names are valid"),
-                value,
-            ));
+            let name = HeaderName::from_bytes(canonical.as_bytes()).map_err(|_| {
+                WebConfigError(format!(
+                    "http_server_config.headers.{name}: not a valid header name"
+                ))
+            })?;
+            headers.push((name, value));
         }
     }
 

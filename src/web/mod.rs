@@ -1,7 +1,8 @@
 //! Securing the HTTP endpoint: `--web.config.file` in the Prometheus exporter-toolkit format
 //! (TLS by rustls, client certificates, basic auth with bcrypt hashes, extra response headers,
 //! rate limit), re-read while running; and the hardened accept loop every listener uses
-//! (header read timeout, bounded connections, GET/HEAD only, graceful shutdown).
+//! (header read, idle and write timeouts, bounded connections that non-reading clients cannot
+//! exhaust, GET/HEAD only, graceful shutdown).
 //!
 //! - `config.rs`: the YAML file → validated settings (no I/O).
 //! - `tls.rs`: settings + certificate bytes → rustls `ServerConfig` and client verifiers.
@@ -29,7 +30,12 @@ pub use source::{Active, Reloaded, WebConfigSource};
 /// idle keep-alive connection is closed after as long.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections served at once; further ones wait in the listen backlog until one closes.
+/// How long writing one answer may take: a client that does not read it by then is cut off.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections served at once. Beyond it, a new connection closes the one that has waited
+/// longest on its client; it waits in the listen backlog only while every connection has a
+/// request being handled.
 pub const MAX_CONNECTIONS: usize = 512;
 
 /// How often the web configuration file (and the files it names) is checked for changes.
@@ -41,6 +47,8 @@ pub struct WebOptions {
     /// `--web.config.file`; `None`: plain HTTP, no authentication.
     pub config: Option<Arc<WebConfigSource>>,
     pub header_read_timeout: Duration,
+    /// Deadline for writing one answer ([`WRITE_TIMEOUT`]).
+    pub write_timeout: Duration,
     pub max_connections: usize,
     pub recheck_interval: Duration,
 }
@@ -50,6 +58,7 @@ impl Default for WebOptions {
         WebOptions {
             config: None,
             header_read_timeout: HEADER_READ_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
             max_connections: MAX_CONNECTIONS,
             recheck_interval: RECHECK_INTERVAL,
         }

@@ -3,7 +3,7 @@
 //! `/healthz` is never limited (nor does it take a token), so a busy or abusive client cannot
 //! make Kubernetes restart the exporter or take it out of its Service.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use super::config::RateLimit;
@@ -36,7 +36,7 @@ impl RateLimiter {
     }
 
     fn allow_at(&self, now: Instant) -> bool {
-        let mut state = self.state.lock().expect("rate limiter");
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let (tokens, last) = &mut *state;
         let refill = now.saturating_duration_since(*last).as_secs_f64()
             / self.settings.interval.as_secs_f64();

@@ -1,11 +1,22 @@
-//! The accept loop: a bounded number of connections, TLS when configured, hyper HTTP/1.1 with a
-//! header read timeout, and a gate in front of the routes (methods, rate limit, basic auth,
-//! extra headers). Shutdown stops accepting, lets in-flight requests finish, closes idle
-//! connections.
+//! The accept loop: a bounded number of connections, TLS when configured, hyper HTTP/1.1, and a
+//! gate in front of the routes (methods, rate limit, basic auth, extra headers). Shutdown stops
+//! accepting, lets in-flight requests finish, closes idle connections.
+//!
+//! Every connection has a bounded life: its TLS handshake and each request's headers within the
+//! header read timeout (hyper's, which also closes a keep-alive connection idle that long), and
+//! each response written within the write timeout ([`WriteDeadline`]). At the connection bound,
+//! a new connection closes the one that has waited longest on its client (to send a request or
+//! to read an answer), so clients that do not read, or do not send, cannot keep others out;
+//! only connections whose request is being handled are never closed for a newcomer.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,9 +27,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -136,14 +148,10 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
     let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let open = Arc::new(Connections::default());
     let graceful = GracefulShutdown::new();
 
     loop {
-        // At the bound, new connections wait in the listen backlog until one closes.
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.expect("never closed"),
-            () = shutdown.cancelled() => break,
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -159,8 +167,26 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
+        // At the bound: close the connection waiting longest on its client, and take its slot
+        // as it goes. When every connection has a request in a handler, wait for one to finish.
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if open.close_longest_waiting() {
+                    tracing::debug!("connection bound reached: closed the longest-waiting one");
+                }
+                tokio::select! {
+                    permit = slots.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break, // never closed
+                    },
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
+        let (activity, close) = open.register();
         let gate = gate.clone();
         let http = http.clone();
         let acceptor = if tls {
@@ -172,24 +198,38 @@ pub async fn serve(
             None
         };
         let handshake_timeout = options.header_read_timeout;
+        let write_timeout = options.write_timeout;
         let shutdown = shutdown.clone();
+        let open = open.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            if !tls {
-                return connection(stream, &http, gate, watcher).await;
-            }
-            let Some(acceptor) = acceptor else {
-                return;
+            let id = activity.id;
+            let life = async move {
+                if !tls {
+                    let io = WriteDeadline::new(stream, write_timeout);
+                    return connection(io, &http, gate, watcher, activity).await;
+                }
+                let Some(acceptor) = acceptor else {
+                    return;
+                };
+                let handshake = tls_handshake(stream, acceptor);
+                tokio::select! {
+                    done = tokio::time::timeout(handshake_timeout, handshake) => match done {
+                        Ok(Some(stream)) => {
+                            let io = WriteDeadline::new(stream, write_timeout);
+                            connection(io, &http, gate, watcher, activity).await;
+                        }
+                        Ok(None) => {}
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    },
+                    () = shutdown.cancelled() => {}
+                }
             };
-            let handshake = tls_handshake(stream, acceptor);
             tokio::select! {
-                done = tokio::time::timeout(handshake_timeout, handshake) => match done {
-                    Ok(Some(stream)) => connection(stream, &http, gate, watcher).await,
-                    Ok(None) => {}
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
-                },
-                () = shutdown.cancelled() => {}
+                () = life => {}
+                () = close.cancelled() => {}
             }
+            open.remove(id);
         });
     }
     drop(listener);
@@ -197,13 +237,185 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection<I>(io: I, http: &http1::Builder, gate: Gate, watcher: Watcher)
-where
+/// The open connections, and since when each has been waiting on its client (`None` while a
+/// request of it is in a handler).
+#[derive(Default)]
+struct Connections {
+    next_id: AtomicU64,
+    open: Mutex<HashMap<u64, Arc<Activity>>>,
+}
+
+/// One connection's state, shared by its task, its service and [`Connections`].
+struct Activity {
+    id: u64,
+    waiting_since: Mutex<Option<Instant>>,
+    close: CancellationToken,
+}
+
+impl Activity {
+    fn set_waiting(&self, waiting: bool) {
+        if let Ok(mut since) = self.waiting_since.lock() {
+            *since = waiting.then(Instant::now);
+        }
+    }
+}
+
+impl Connections {
+    fn register(&self) -> (Arc<Activity>, CancellationToken) {
+        let close = CancellationToken::new();
+        let activity = Arc::new(Activity {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            waiting_since: Mutex::new(Some(Instant::now())),
+            close: close.clone(),
+        });
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(activity.id, activity.clone());
+        }
+        (activity, close)
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(&id);
+        }
+    }
+
+    /// Closes the connection that has waited longest on its client; false if none waits.
+    fn close_longest_waiting(&self) -> bool {
+        let Ok(mut open) = self.open.lock() else {
+            return false;
+        };
+        let oldest = open
+            .values()
+            .filter_map(|a| Some((*a.waiting_since.lock().ok()?.as_ref()?, a.id)))
+            .min();
+        let Some(activity) = oldest.and_then(|(_, id)| open.remove(&id)) else {
+            return false;
+        };
+        activity.close.cancel();
+        true
+    }
+}
+
+/// An I/O stream whose writes must finish within a deadline: it is armed by the first write
+/// after a completed flush (the start of an answer) and disarmed when a flush completes (all of
+/// it handed to the kernel). A client that does not read makes the write fail with `TimedOut`
+/// at the deadline, which closes the connection, however slowly it trickles.
+pub struct WriteDeadline<I> {
+    io: I,
+    limit: Duration,
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl<I> WriteDeadline<I> {
+    pub fn new(io: I, limit: Duration) -> Self {
+        WriteDeadline {
+            io,
+            limit,
+            deadline: None,
+        }
+    }
+
+    /// `Pending` from the stream: an error once the deadline has passed (the sleep is polled so
+    /// the task wakes at the deadline even if the client never reads).
+    fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        match self.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client did not read the answer within {:?}", self.limit),
+            ))),
+            _ => Poll::Pending,
+        }
+    }
+
+    fn arm(&mut self) {
+        if self.deadline.is_none() {
+            // Saturating: a configured limit too large for an Instant means no deadline.
+            let at = Instant::now()
+                .checked_add(self.limit)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+            self.deadline = Some(Box::pin(tokio::time::sleep_until(at)));
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for WriteDeadline<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.arm();
+        match Pin::new(&mut self.io).poll_write(cx, buf) {
+            Poll::Pending => self.pending(cx),
+            ready => ready,
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.arm();
+        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.pending(cx),
+            ready => ready,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                self.deadline = None;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.pending(cx),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.arm();
+        match Pin::new(&mut self.io).poll_shutdown(cx) {
+            Poll::Pending => self.pending(cx),
+            ready => ready,
+        }
+    }
+}
+
+async fn connection<I>(
+    io: I,
+    http: &http1::Builder,
+    gate: Gate,
+    watcher: Watcher,
+    activity: Arc<Activity>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
         let gate = gate.clone();
-        async move { Ok::<_, Infallible>(gate.handle(req).await) }
+        let activity = activity.clone();
+        async move {
+            activity.set_waiting(false);
+            let resp = gate.handle(req).await;
+            activity.set_waiting(true);
+            Ok::<_, Infallible>(resp)
+        }
     });
     let conn = http.serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await {

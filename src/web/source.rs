@@ -7,7 +7,7 @@
 //! keeps the last good configuration, and the reason is logged once (until it changes).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -169,7 +169,10 @@ impl WebConfigSource {
 
     /// The configuration in force.
     pub fn current(&self) -> Arc<Active> {
-        self.active.read().expect("web config lock").clone()
+        self.active
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether the server speaks TLS (fixed for the life of the process).
@@ -180,7 +183,7 @@ impl WebConfigSource {
     /// Re-reads the file and what it names now; applies it when it changed and is good. A bad
     /// file keeps the configuration in force; the reason is returned, and logged when new.
     pub fn check_now(&self) -> Result<Reloaded, WebConfigError> {
-        let mut seen = self.seen.lock().expect("web config check lock");
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         let previous = self.current();
         let outcome = read(&self.path).and_then(|files| {
             if files.digest == seen.applied {
@@ -192,7 +195,7 @@ impl WebConfigSource {
                 tracing::warn!(file = %self.path.display(), "web config: {w}");
             }
             let users_changed = active.users != previous.users;
-            *self.active.write().expect("web config lock") = Arc::new(active);
+            *self.active.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(active);
             if users_changed {
                 self.auth.forget();
             }

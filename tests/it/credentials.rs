@@ -1166,3 +1166,61 @@ async fn no_secret_or_token_in_logs_metrics_config_or_errors_at_trace_level() {
         text.lines().count()
     );
 }
+
+/// The metadata service is reached directly even when the environment names a proxy (which the
+/// API client still uses): the real binary with `http_proxy` pointing at a listener that records
+/// connections, and `NO_PROXY` exempting only the API's host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metadata_service_is_never_asked_through_a_proxy_from_the_environment() {
+    let sim = sim();
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(sim.clone().serve(listener, shutdown.clone()));
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let dir = temp_dir();
+    let file = dir.join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[poll]\npackage_types = [\"traffic\"]\nmax_retries = 0\ntimeout = \"5s\"\n\
+             [[accounts]]\nname = \"cvm\"\ncredentials = \"cvm_role\"\n\
+             metadata_endpoint = \"http://localhost:{port}\"\nendpoint = \"http://127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tencent-live-exporter"))
+        .args(["--once", "--log.level", "warn", "--config.file"])
+        .arg(&file)
+        .env("http_proxy", &proxy_url)
+        .env("HTTP_PROXY", &proxy_url)
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(
+        PATIENCE,
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("--once finishes")
+    .unwrap()
+    .unwrap();
+    let proxied = proxy.accept().is_ok();
+    shutdown.cancel();
+    assert!(!proxied, "the metadata service was asked through the proxy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = Samples::parse(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(
+        m.value(r#"tencent_live_up{account="cvm",package_type="traffic"}"#),
+        1.0
+    );
+}

@@ -606,6 +606,29 @@ fn sighup_reloads_the_file_and_a_bad_file_keeps_the_running_configuration() {
         "{text}"
     );
 
+    // Values that overflowed (and panicked the reload task, so SIGHUP never worked again) are
+    // refused like any bad value; the daemon keeps running and the next good SIGHUP applies.
+    std::fs::write(
+        &file,
+        "[poll]\ninterval = \"300000000000y\"\nmax_staleness = \"300000000000y\"\n",
+    )
+    .unwrap();
+    assert!(run(Command::new("kill").args(["-HUP", &pid])).0);
+    wait_for_metrics(port, "the refused overflowing reload", |t| {
+        t.contains("tencent_live_exporter_config_last_reload_successful 0")
+            && t.contains(r#"tencent_live_up{account="demo",package_type="co_anchoring"} 1"#)
+    });
+    std::fs::write(
+        &file,
+        "[poll]\npackage_types = [\"traffic\", \"co_anchoring\", \"transcode\"]\n",
+    )
+    .unwrap();
+    assert!(run(Command::new("kill").args(["-HUP", &pid])).0);
+    wait_for_metrics(port, "transcode after the next good SIGHUP", |t| {
+        t.contains(r#"tencent_live_up{account="demo",package_type="transcode"} 1"#)
+            && t.contains("tencent_live_exporter_config_last_reload_successful 1")
+    });
+
     std::fs::write(&file, "[poll]\npage_size = 5000\n").unwrap();
     assert!(run(Command::new("kill").args(["-HUP", &pid])).0);
     let text = wait_for_metrics(port, "the failed reload", |t| {
@@ -616,4 +639,64 @@ fn sighup_reloads_the_file_and_a_bad_file_keeps_the_running_configuration() {
         "running configuration kept"
     );
     drop(guard);
+}
+
+#[test]
+fn once_stops_at_sigterm_without_waiting_for_its_poll() {
+    // An API endpoint that accepts connections and never answers: the poll would wait out its
+    // 10-minute timeout.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = hang.local_addr().unwrap();
+    hang.set_nonblocking(true).unwrap();
+    let dir = std::env::temp_dir().join(format!("tle-once-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[poll]\ntimeout = \"10m\"\nmax_retries = 0\npackage_types = [\"traffic\"]\n\
+             [[accounts]]\nname = \"a\"\nsecret_id = \"i\"\nsecret_key = \"k\"\nendpoint = \"http://{addr}\"\n"
+        ),
+    )
+    .unwrap();
+    for signal in ["-TERM", "-INT"] {
+        let mut child = Command::new(BIN)
+            .args(["--once", "--log.level", "error", "--config.file"])
+            .arg(&file)
+            .env("NO_PROXY", "*")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Waits (bounded) until the poll is in flight.
+        let started = std::time::Instant::now();
+        let held = loop {
+            match hang.accept() {
+                Ok((conn, _)) => break conn,
+                Err(_) => {
+                    assert!(started.elapsed() < PATIENCE, "the poll never connected");
+                    assert!(child.try_wait().unwrap().is_none(), "exited early");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        };
+        assert!(run(Command::new("kill").args([signal, &child.id().to_string()])).0);
+        let stopping = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                stopping.elapsed() < Duration::from_secs(5),
+                "--once did not stop within 5 s of {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        drop(held);
+        // Not every poll succeeded: exit 1, and the exposition so far (with up 0) is printed.
+        assert_eq!(status.code(), Some(1), "{signal}");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+        assert!(out.contains("tencent_live_exporter_build_info"), "{out}");
+    }
 }

@@ -491,3 +491,83 @@ async fn first_polls_of_many_accounts_are_spread_not_fired_at_once() {
         );
     }
 }
+
+/// A 3xx from the API endpoint is an answer, not a hop: the signed request (and its credentials)
+/// never goes to the host it names, and that host's answer is never taken. Over loopback: a tiny
+/// server answers every request with 302 to the real simulator.
+#[tokio::test]
+async fn redirects_from_the_api_endpoint_are_not_followed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let sim = sim();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_url = format!("http://{}/", sim_listener.local_addr().unwrap());
+    tokio::spawn(sim.clone().serve(sim_listener, shutdown.clone()));
+    let redirector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirector_url = format!("http://{}", redirector.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn({
+        let hits = hits.clone();
+        async move {
+            while let Ok((mut conn, _)) = redirector.accept().await {
+                hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: {sim_url}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 16 * 1024];
+                    let _ = conn.read(&mut buf).await;
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                });
+            }
+        }
+    });
+    let path = std::env::temp_dir().join(format!("tle-redirect-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        crate::support::config_toml(
+            &[G],
+            &redirector_url,
+            "max_retries = 0\npackage_types = [\"traffic\"]",
+        ),
+    )
+    .unwrap();
+    let config = tencent_live_exporter::config::load(
+        Some(&path),
+        &tencent_live_exporter::config::Overrides::default(),
+        Default::default(),
+    )
+    .unwrap();
+    let transport = tencent_live_exporter::tencent::client::Transport::Http(
+        tencent_live_exporter::tencent::client::http_client(config.poll.timeout).unwrap(),
+    );
+    let exporter = tencent_live_exporter::app::Exporter::start_with(
+        &config,
+        shutdown.clone(),
+        transport,
+        None,
+    );
+    tokio::time::timeout(crate::support::PATIENCE, exporter.wait_for_polls(1))
+        .await
+        .expect("the poll ends");
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert!(sim.requests().is_empty(), "the redirect was followed");
+    assert!(!exporter.all_up());
+    let m = Samples::parse(std::str::from_utf8(&exporter.store().exposition().text).unwrap());
+    assert_eq!(
+        m.value(r#"tencent_live_up{account="good",package_type="traffic"}"#),
+        0.0
+    );
+    assert!(
+        m.with_prefix(
+            r#"tencent_live_exporter_api_request_errors_total{account="good",code="http_302""#
+        )
+        .iter()
+        .any(|(_, v)| **v >= 1.0),
+        "{}",
+        m.dump()
+    );
+    exporter.stop().await;
+    shutdown.cancel();
+}

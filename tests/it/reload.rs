@@ -203,3 +203,91 @@ async fn the_reload_log_says_what_changed() {
     assert!(line("a", "reload: account removed"), "{text}");
     assert!(line("b", "reload: account's credentials changed"), "{text}");
 }
+
+/// Two reloads at once: the first one's read of the configuration is held up (as a slow disk
+/// would) while the file changes and the second one starts. The newest file must be the one that
+/// runs: without serialization the second applies first and the first then applies the old file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_reloads_apply_in_order() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, mpsc};
+    use tencent_live_exporter::app::{ConfigLoader, Exporter};
+    use tencent_live_exporter::config::{self, Overrides};
+    use tencent_live_exporter::tencent::client::Transport;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::support::{IN_PROCESS_ENDPOINT, PATIENCE, config_toml};
+
+    let parse = |accounts: &[Account]| {
+        let path = std::env::temp_dir().join(format!(
+            "tle-reload-order-{}-{}.toml",
+            std::process::id(),
+            accounts[0].0
+        ));
+        std::fs::write(&path, config_toml(accounts, IN_PROCESS_ENDPOINT, "")).unwrap();
+        config::load(Some(&path), &Overrides::default(), Default::default()).unwrap()
+    };
+    let (old, new) = (parse(&[B]), parse(&[C]));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (entered_tx, entered) = mpsc::channel::<()>();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let entered_tx = Mutex::new(entered_tx);
+    let loader: ConfigLoader = {
+        let calls = calls.clone();
+        Arc::new(move || {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                // The first reload reads the old file, then is held up before it returns.
+                entered_tx.lock().unwrap().send(()).unwrap();
+                release_rx.lock().unwrap().recv_timeout(PATIENCE).unwrap();
+                Ok(old.clone())
+            } else {
+                Ok(new.clone())
+            }
+        })
+    };
+    let sim = sim();
+    let start = parse(&[A]);
+    let exporter = Exporter::start_with(
+        &start,
+        CancellationToken::new(),
+        Transport::InProcess(sim.router()),
+        Some(loader),
+    );
+    let first = tokio::spawn({
+        let e = exporter.clone();
+        async move { e.reload_in_task().await }
+    });
+    tokio::task::spawn_blocking(move || entered.recv_timeout(PATIENCE).unwrap())
+        .await
+        .unwrap();
+    let mut second = tokio::spawn({
+        let e = exporter.clone();
+        async move { e.reload_in_task().await }
+    });
+    // Unserialized, the second reload finishes now, before the first; serialized, it waits.
+    let _ = tokio::time::timeout(Duration::from_millis(300), &mut second).await;
+    release.send(()).unwrap();
+    tokio::time::timeout(PATIENCE, first)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(PATIENCE, second)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    exporter.wait_for_polls(1).await;
+    let text = String::from_utf8(exporter.store().exposition().text.to_vec()).unwrap();
+    assert!(
+        text.contains(r#"tencent_live_up{account="c",package_type="traffic"} 1"#),
+        "the newer configuration (account c) does not run:\n{text}"
+    );
+    assert!(
+        !text.contains(r#"tencent_live_up{account="b""#),
+        "the older one ran last:\n{text}"
+    );
+    exporter.stop().await;
+}

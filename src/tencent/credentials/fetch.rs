@@ -15,7 +15,7 @@ use super::{
     AssumeRoleSpec, BaseSource, CredentialError, Credentials, FetchContext, OidcSpec, STS_VERSION,
     SecretIdFrom, SecretKeyFrom, SourceSpec,
 };
-use crate::tencent::client::{Transport, error_chain, host_header};
+use crate::tencent::client::{Transport, error_chain, host_header, metadata_client};
 use crate::tencent::sign::{SigningInput, authorization};
 
 /// Answers of the metadata service and STS are small; anything bigger is refused.
@@ -260,7 +260,7 @@ async fn cvm_role(
     let role = match role {
         Some(role) => role.to_owned(),
         None => {
-            let (status, body) = http(ctx, reqwest::Method::GET, &base, HeaderMap::new(), None)
+            let (status, body) = metadata_get(ctx, &base)
                 .await
                 .map_err(|e| format!("metadata service {base}: {e}"))?;
             if status == 404 {
@@ -286,7 +286,7 @@ async fn cvm_role(
         .map_err(|()| format!("metadata_endpoint {endpoint} cannot be a base URL"))?
         .pop_if_empty()
         .push(&role);
-    let (status, body) = http(ctx, reqwest::Method::GET, &url, HeaderMap::new(), None)
+    let (status, body) = metadata_get(ctx, &url)
         .await
         .map_err(|e| format!("metadata service {url}: {e}"))?;
     if status == 404 {
@@ -477,6 +477,34 @@ fn unix_now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// A GET from the CVM metadata service: over HTTP, always by [`metadata_client`] (never through
+/// a proxy from the environment); in-process transports answer it themselves.
+async fn metadata_get(ctx: FetchContext<'_>, url: &Url) -> Result<(u16, Vec<u8>), String> {
+    static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> =
+        std::sync::OnceLock::new();
+    let direct;
+    let ctx = match ctx.transport {
+        Transport::Http(_) => {
+            let client = CLIENT
+                .get_or_init(|| {
+                    metadata_client(METADATA_CONNECT_TIMEOUT).map_err(|e| error_chain(&e))
+                })
+                .clone()
+                .map_err(|e| format!("building the HTTP client: {e}"))?;
+            direct = Transport::Http(client);
+            FetchContext {
+                transport: &direct,
+                timeout: ctx.timeout,
+            }
+        }
+        Transport::InProcess(_) => ctx,
+    };
+    http(ctx, reqwest::Method::GET, url, HeaderMap::new(), None).await
+}
+
+/// Connecting to the link-local metadata service takes no longer than this.
+const METADATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One HTTP exchange through the account's transport, within the deadline: (status, body).
 async fn http(
