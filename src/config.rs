@@ -114,6 +114,8 @@ pub struct RawAccount {
     pub role_arn: Option<String>,
     pub role_session_name: Option<String>,
     pub sts_endpoint: Option<String>,
+    /// Accounts with the same group share one request budget (keys of one Tencent account).
+    pub rate_limit_group: Option<String>,
 }
 
 /// Flags that override the file (the ones the file also has).
@@ -206,6 +208,9 @@ pub struct AccountConfig {
     pub credentials: CredentialSource,
     /// Base URL the API is POSTed to.
     pub endpoint: Url,
+    /// Shares the request budget with every account of the same group, instead of keying it by
+    /// the signing key (see `crate::budget::budget_key`).
+    pub rate_limit_group: Option<String>,
 }
 
 fn duration(key: &str, raw: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
@@ -792,11 +797,21 @@ impl Config {
                 &format!("{key}.endpoint"),
                 a.endpoint.as_deref().unwrap_or(defaults::ENDPOINT),
             )?;
+            let rate_limit_group = match a.rate_limit_group.as_deref().map(str::trim) {
+                Some("") => {
+                    return Err(fault(
+                        &format!("{key}.rate_limit_group"),
+                        "must not be empty; leave it out to key the budget by the SecretId",
+                    ));
+                }
+                group => group.map(str::to_owned),
+            };
             let credentials = account_credentials(&key, &name, a, env)?;
             accounts.push(AccountConfig {
                 name,
                 credentials,
                 endpoint,
+                rate_limit_group,
             });
         }
 
@@ -854,6 +869,18 @@ impl Config {
                 "endpoint = {:?}",
                 a.endpoint.as_str().trim_end_matches('/')
             );
+            if let Some(group) = &a.rate_limit_group {
+                let _ = writeln!(s, "rate_limit_group = {group:?}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\n# Request budgets ({} calls per second each):",
+            p.requests_per_second
+        );
+        for (key, names) in crate::budget::budget_groups(&self.accounts) {
+            let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+            let _ = writeln!(s, "# {key}: {}", names.join(", "));
         }
         s
     }
