@@ -151,7 +151,8 @@ impl Fault {
             4 => Fault::ApiError("InternalError".to_owned()),
             5 => Fault::ApiError("RequestLimitExceeded".to_owned()),
             6 => Fault::NullTotals,
-            _ => Fault::GrowBefore(1),
+            // Transient: a permanent change would leave a list that no longer matches the start.
+            _ => Fault::ShiftBack(1),
         }
     }
 }
@@ -641,7 +642,7 @@ impl Simulator {
     /// Each request of the account that no queued, page or persistent fault applies to gets, with
     /// this probability, a fault drawn from `HttpStatus(500)`, `HttpStatus(503)`, `Garbage`,
     /// `Truncated`, `ApiError("InternalError")`, `ApiError("RequestLimitExceeded")`, `NullTotals` and
-    /// `GrowBefore(1)`, by a SplitMix64 generator seeded with `seed`: the same requests in the same
+    /// `ShiftBack(1)`, by a SplitMix64 generator seeded with `seed`: the same requests in the same
     /// order get the same faults. A probability of 0 or below (or NaN) turns random faults off;
     /// above 1 is 1. Calling again restarts the generator.
     pub fn set_random_faults(&self, secret_id: &str, probability: f64, seed: u64) {

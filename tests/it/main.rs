@@ -6,6 +6,7 @@ mod credentials;
 mod deploy;
 mod exporter;
 mod faults;
+mod poll;
 mod prometheus_e2e;
 mod reload;
 mod soak;
