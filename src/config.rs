@@ -1299,6 +1299,7 @@ mod tests {
             "role_session_name",
             "sts_endpoint",
             "endpoint",
+            "rate_limit_group",
         ] {
             assert!(
                 example.lines().any(|l| l
@@ -1310,6 +1311,54 @@ mod tests {
         for source in CREDENTIAL_SOURCES {
             assert!(example.contains(&format!("\"{source}\"")), "{source}");
         }
+    }
+
+    #[test]
+    fn accounts_share_a_budget_by_signing_key_or_rate_limit_group() {
+        let acc = |name: &str, lines: &str| format!("[[accounts]]\nname = \"{name}\"\n{lines}\n");
+        let keys = |id: &str| format!("secret_id = \"{id}\"\nsecret_key = \"k\"");
+        let toml = [
+            acc("a", &keys("AKIDone")),
+            acc("b", &keys("AKIDone")),
+            acc("c", &keys("AKIDtwo")),
+            acc(
+                "d",
+                &format!("{}\nrate_limit_group = \"main\"", keys("AKIDthree")),
+            ),
+            acc(
+                "e",
+                &format!("{}\nrate_limit_group = \"main\"", keys("AKIDfour")),
+            ),
+            // AssumeRole: the source key's budget.
+            acc(
+                "f",
+                &format!(
+                    "{}\nrole_arn = \"qcs::cam::uin/1:roleName/r\"",
+                    keys("AKIDtwo")
+                ),
+            ),
+        ]
+        .concat();
+        let c = from_toml(&toml, &[]).unwrap();
+        let groups = crate::budget::budget_groups(&c.accounts);
+        let names: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|(_, n)| n.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(names, [vec!["a", "b"], vec!["c", "f"], vec!["d", "e"]]);
+        assert_eq!(groups[0].0, "SecretId AKIDone");
+        let out = c.to_redacted_toml();
+        assert!(out.contains("# SecretId AKIDone: \"a\", \"b\""), "{out}");
+        assert!(
+            out.contains("# rate_limit_group \"main\": \"d\", \"e\""),
+            "{out}"
+        );
+        assert!(out.contains("rate_limit_group = \"main\""), "{out}");
+        let e = err(&acc(
+            "x",
+            &format!("{}\nrate_limit_group = \" \"", keys("AKIDx")),
+        ));
+        assert!(e.contains("accounts[0].rate_limit_group"), "{e}");
     }
 
     #[test]

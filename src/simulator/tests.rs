@@ -1373,7 +1373,11 @@ async fn shape(sim: &Simulator, req: &Req) -> String {
         Err(_) => format!("{status} not-json {}", body.len()),
         Ok(answer) => match error_code(&answer) {
             Some(code) => format!("{status} {code}"),
-            None => format!("{status} total {}", answer["Response"]["TotalNum"]),
+            None => format!(
+                "{status} total {} ids {}",
+                answer["Response"]["TotalNum"],
+                ids(&answer).len()
+            ),
         },
     }
 }
@@ -1383,11 +1387,12 @@ async fn random_faults_are_deterministic_per_seed_and_respect_the_probability() 
     async fn run(seed: u64, n: usize, probability: f64) -> Vec<String> {
         let sim = sim_with_account();
         sim.set_rate_limit(u32::MAX);
-        sim.set_packages(ID, 0, traffic(3));
+        // 13 packages: page 2 lists 3, or 4 when shifted back by one.
+        sim.set_packages(ID, 0, traffic(13));
         sim.set_random_faults(ID, probability, seed);
         let mut shapes = Vec::with_capacity(n);
         for _ in 0..n {
-            shapes.push(shape(&sim, &page(1)).await);
+            shapes.push(shape(&sim, &page(2)).await);
         }
         // Never Hang or Huge, and the log agrees with the answers.
         let log = outcomes(&sim);
@@ -1399,19 +1404,17 @@ async fn random_faults_are_deterministic_per_seed_and_respect_the_probability() 
     assert_eq!(a, run(42, 1000, 0.3).await);
     assert_ne!(a[..100], run(43, 100, 0.3).await[..]);
 
-    // Count faults: anything but a 200 JSON answer with the current total (a grown list raises it).
-    let mut total = 3;
+    // Count faults: anything but a 200 JSON answer with the total and page 2's three ids.
+    let clean = "200 OK total 13 ids 3";
     let mut faults = 0;
     let mut kinds = std::collections::BTreeSet::new();
     for s in &a {
-        let clean = format!("200 OK total {total}");
-        if *s == clean {
+        if s == clean {
             continue;
         }
         faults += 1;
-        if *s == format!("200 OK total {}", total + 1) {
-            total += 1;
-            kinds.insert("grow".to_owned());
+        if s == "200 OK total 13 ids 4" {
+            kinds.insert("shift".to_owned());
         } else {
             kinds.insert(s.split(' ').take(3).collect::<Vec<_>>().join(" "));
         }
@@ -1419,14 +1422,9 @@ async fn random_faults_are_deterministic_per_seed_and_respect_the_probability() 
     assert!((200..=400).contains(&faults), "{faults} faults");
     assert_eq!(kinds.len(), 8, "{kinds:?}");
 
-    assert!(run(1, 200, 0.0).await.iter().all(|s| s == "200 OK total 3"));
-    assert!(
-        run(1, 200, f64::NAN)
-            .await
-            .iter()
-            .all(|s| s == "200 OK total 3")
-    );
-    assert!(run(1, 200, 5.0).await.iter().all(|s| s != "200 OK total 3"));
+    assert!(run(1, 200, 0.0).await.iter().all(|s| s == clean));
+    assert!(run(1, 200, f64::NAN).await.iter().all(|s| s == clean));
+    assert!(run(1, 200, 5.0).await.iter().all(|s| s != clean));
 }
 
 #[test]
