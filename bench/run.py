@@ -182,6 +182,19 @@ def poll_cycles():
     stop(sim)
 
 
+def poll_budget():
+    # The request budget's schedule (issue 10): 100 pages at 20/s under RTT 0-300 ms, random
+    # arrival delays and a shared key, in virtual time (examples/bench_poll.rs).
+    print("poll budget, virtual time", flush=True)
+    out = subprocess.run(["cargo", "run", "-q", "--locked", "--example", "bench_poll"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    print(out, flush=True)
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 8 and cells[1].isdigit():
+            row(cells[0], f"{cells[3]} (floor {cells[4]}), peak {cells[6]}/s, {cells[7]} refused", "0 refused, peak <= 20", cells[7] == "0" and int(cells[6]) <= 20)
+
+
 def startup():
     sim, addr = start_sim(1, 1000)
     exp, port, started = start_exporter(addr, 1)
@@ -275,7 +288,7 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "tencent-live-exporter", "--example", "bench_simulator"], cwd=ROOT, check=True)
     only = [a for a in sys.argv[1:] if not a.startswith("--")]
     try:
-        for name, part in (("startup", startup), ("cycles", poll_cycles), ("scrapes", scrapes_and_memory), ("flat", flat_over_polls)):
+        for name, part in (("startup", startup), ("cycles", poll_cycles), ("budget", poll_budget), ("scrapes", scrapes_and_memory), ("flat", flat_over_polls)):
             if not only or name in only:
                 part()
     finally:

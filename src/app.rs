@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::budget::Budget;
+use crate::budget::{Budget, budget_groups, budget_key};
 use crate::config::{AccountConfig, Config};
 use crate::metrics::ExporterMetrics;
 use crate::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
@@ -50,8 +50,9 @@ pub struct Exporter {
 struct Running {
     config: Config,
     accounts: BTreeMap<String, RunningAccount>,
-    /// Per account name, kept across restarts of its pollers, so a reload never lets an account
-    /// exceed its budget in the second around it.
+    /// Per budget key (the signing key, or `rate_limit_group`; see [`budget_key`]), shared by
+    /// the accounts that use it and kept across restarts of their pollers and reloads, so a
+    /// reload never lets a key exceed its limit in the second around it.
     budgets: HashMap<String, Arc<Budget>>,
 }
 
@@ -109,6 +110,7 @@ impl Exporter {
                 exporter.start_account(&mut running, account, spread * i as u32);
             }
             exporter.set_pairs(config);
+            log_budgets(config);
         }
         store.publish();
         tokio::spawn(sweep_staleness(store, shutdown));
@@ -117,14 +119,11 @@ impl Exporter {
 
     fn start_account(&self, running: &mut Running, account: &AccountConfig, first_delay: Duration) {
         let poll = &running.config.poll;
+        // An existing budget keeps its history; a changed limit applies to it at once.
         let budget = running
             .budgets
-            .entry(account.name.clone())
-            .and_modify(|b| {
-                if b.per_second() != poll.requests_per_second as usize {
-                    *b = Arc::new(Budget::new(poll.requests_per_second));
-                }
-            })
+            .entry(budget_key(account))
+            .and_modify(|b| b.set_limit(poll.requests_per_second))
             .or_insert_with(|| Arc::new(Budget::new(poll.requests_per_second)))
             .clone();
         self.metrics.init_account(&account.name);
@@ -188,6 +187,7 @@ impl Exporter {
                     a.name == name
                         && a.endpoint == account.config.endpoint
                         && a.credentials.same_as(&account.config.credentials)
+                        && a.rate_limit_group == account.config.rate_limit_group
                 });
             if unchanged {
                 kept.insert(name.clone());
@@ -203,7 +203,7 @@ impl Exporter {
         }
         running
             .budgets
-            .retain(|name, _| new.accounts.iter().any(|a| &a.name == name));
+            .retain(|key, _| new.accounts.iter().any(|a| &budget_key(a) == key));
         running.config = new.clone();
         let spread = first_poll_spread(new.poll.interval, new.accounts.len());
         for (i, account) in new.accounts.iter().enumerate() {
@@ -213,6 +213,7 @@ impl Exporter {
             }
         }
         self.set_pairs(&new);
+        log_budgets(&new);
         let keep: HashSet<PairKey> = self
             .pairs
             .lock()
@@ -349,10 +350,29 @@ fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>) -> String {
     if !new.credentials.same_as(&old.credentials) {
         changed.push("credentials");
     }
+    if new.rate_limit_group != old.rate_limit_group {
+        changed.push("rate_limit_group");
+    }
     if changed.is_empty() {
         "[poll] settings changed, every account restarts".into()
     } else {
         format!("account's {} changed", changed.join(" and "))
+    }
+}
+
+/// Says which accounts share a request budget (one Tencent key, or one `rate_limit_group`).
+fn log_budgets(config: &Config) {
+    for (key, names) in budget_groups(&config.accounts) {
+        if names.len() > 1 {
+            tracing::info!(
+                budget = %key,
+                accounts = ?names,
+                requests_per_second = config.poll.requests_per_second,
+                "these accounts share one request budget"
+            );
+        } else {
+            tracing::debug!(budget = %key, accounts = ?names, "request budget");
+        }
     }
 }
 

@@ -116,6 +116,8 @@ pub struct RawAccount {
     pub role_arn: Option<String>,
     pub role_session_name: Option<String>,
     pub sts_endpoint: Option<String>,
+    /// Accounts with the same group share one request budget (keys of one Tencent account).
+    pub rate_limit_group: Option<String>,
 }
 
 /// A key that takes one string or a list of them.
@@ -218,6 +220,9 @@ pub struct AccountConfig {
     pub credentials: CredentialSource,
     /// Base URL the API is POSTed to.
     pub endpoint: Url,
+    /// Shares the request budget with every account of the same group, instead of keying it by
+    /// the signing key (see `crate::budget::budget_key`).
+    pub rate_limit_group: Option<String>,
 }
 
 fn duration(key: &str, raw: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
@@ -884,11 +889,21 @@ impl Config {
                 &format!("{key}.endpoint"),
                 a.endpoint.as_deref().unwrap_or(defaults::ENDPOINT),
             )?;
+            let rate_limit_group = match a.rate_limit_group.as_deref().map(str::trim) {
+                Some("") => {
+                    return Err(fault(
+                        &format!("{key}.rate_limit_group"),
+                        "must not be empty; leave it out to key the budget by the SecretId",
+                    ));
+                }
+                group => group.map(str::to_owned),
+            };
             let credentials = account_credentials(&key, &name, a, env)?;
             accounts.push(AccountConfig {
                 name,
                 credentials,
                 endpoint,
+                rate_limit_group,
             });
         }
 
@@ -958,6 +973,18 @@ impl Config {
                 "endpoint = {}",
                 toml_string(a.endpoint.as_str().trim_end_matches('/'))
             );
+            if let Some(group) = &a.rate_limit_group {
+                let _ = writeln!(s, "rate_limit_group = {group:?}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\n# Request budgets ({} calls per second each):",
+            p.requests_per_second
+        );
+        for (key, names) in crate::budget::budget_groups(&self.accounts) {
+            let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+            let _ = writeln!(s, "# {}: {}", comment(&key), comment(&names.join(", ")));
         }
         s
     }
@@ -1449,6 +1476,7 @@ mod tests {
             "role_session_name",
             "sts_endpoint",
             "endpoint",
+            "rate_limit_group",
         ] {
             assert!(
                 example.lines().any(|l| l
@@ -1460,6 +1488,54 @@ mod tests {
         for source in CREDENTIAL_SOURCES {
             assert!(example.contains(&format!("\"{source}\"")), "{source}");
         }
+    }
+
+    #[test]
+    fn accounts_share_a_budget_by_signing_key_or_rate_limit_group() {
+        let acc = |name: &str, lines: &str| format!("[[accounts]]\nname = \"{name}\"\n{lines}\n");
+        let keys = |id: &str| format!("secret_id = \"{id}\"\nsecret_key = \"k\"");
+        let toml = [
+            acc("a", &keys("AKIDone")),
+            acc("b", &keys("AKIDone")),
+            acc("c", &keys("AKIDtwo")),
+            acc(
+                "d",
+                &format!("{}\nrate_limit_group = \"main\"", keys("AKIDthree")),
+            ),
+            acc(
+                "e",
+                &format!("{}\nrate_limit_group = \"main\"", keys("AKIDfour")),
+            ),
+            // AssumeRole: the source key's budget.
+            acc(
+                "f",
+                &format!(
+                    "{}\nrole_arn = \"qcs::cam::uin/1:roleName/r\"",
+                    keys("AKIDtwo")
+                ),
+            ),
+        ]
+        .concat();
+        let c = from_toml(&toml, &[]).unwrap();
+        let groups = crate::budget::budget_groups(&c.accounts);
+        let names: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|(_, n)| n.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(names, [vec!["a", "b"], vec!["c", "f"], vec!["d", "e"]]);
+        assert_eq!(groups[0].0, "SecretId AKIDone");
+        let out = c.to_redacted_toml();
+        assert!(out.contains("# SecretId AKIDone: \"a\", \"b\""), "{out}");
+        assert!(
+            out.contains("# rate_limit_group \"main\": \"d\", \"e\""),
+            "{out}"
+        );
+        assert!(out.contains("rate_limit_group = \"main\""), "{out}");
+        let e = err(&acc(
+            "x",
+            &format!("{}\nrate_limit_group = \" \"", keys("AKIDx")),
+        ));
+        assert!(e.contains("accounts[0].rate_limit_group"), "{e}");
     }
 
     #[test]

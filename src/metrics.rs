@@ -40,6 +40,7 @@ pub struct ExporterMetrics {
     errors: IntCounterVec,
     duration: HistogramVec,
     invalid_fields: IntCounterVec,
+    list_rereads: IntCounterVec,
     reload_successful: prometheus::IntGauge,
     reload_success_time: prometheus::Gauge,
 }
@@ -80,6 +81,14 @@ impl ExporterMetrics {
             &["account", "field"],
         )
         .expect("valid metric");
+        let list_rereads = IntCounterVec::new(
+            Opts::new(
+                "tencent_live_exporter_list_rereads_total",
+                "Package lists read again from page 1 because a read was incomplete, by reason: totals_changed, duplicate_ids, count_mismatch, empty_page.",
+            ),
+            &["account", "package_type", "reason"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "tencent_live_exporter_build_info",
@@ -115,7 +124,7 @@ impl ExporterMetrics {
         registry
             .register(Box::new(reload_success_time.clone()))
             .expect("unique");
-        for c in [&requests, &errors, &invalid_fields] {
+        for c in [&requests, &errors, &invalid_fields, &list_rereads] {
             registry.register(Box::new(c.clone())).expect("unique");
         }
         registry
@@ -128,6 +137,7 @@ impl ExporterMetrics {
             errors,
             duration,
             invalid_fields,
+            list_rereads,
             reload_successful,
             reload_success_time,
         }
@@ -161,6 +171,13 @@ impl ExporterMetrics {
     pub fn invalid_field(&self, account: &str, field: &str) {
         self.invalid_fields
             .with_label_values(&[account, field])
+            .inc();
+    }
+
+    /// One re-read of a list that was incomplete (`reason`: see `crate::poller::Incomplete`).
+    pub fn list_reread(&self, account: &str, package_type: &str, reason: &str) {
+        self.list_rereads
+            .with_label_values(&[account, package_type, reason])
             .inc();
     }
 

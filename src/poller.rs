@@ -1,11 +1,22 @@
 //! Polling one (account, query type) pair: every page, with retries, into one complete list.
 //!
 //! A poll either returns the whole list or fails: a fault on page 3 of 5 returns an error and
-//! nothing of pages 1 and 2, so the store keeps the previous complete list.
+//! nothing of pages 1 and 2, so the store keeps the previous complete list. A list that moved
+//! while it was read (see [`Incomplete`]) is read again, and fails the poll with
+//! `incomplete_list` when it keeps moving.
+//!
+//! Once page 1 has given `TotalPage`/`TotalNum`, the other pages are asked for concurrently: each
+//! waits for its permit in the budget (which paces them, fairly with the account's other
+//! pollers) and the answers are assembled in page order.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+use tokio::task::JoinSet;
 
 use crate::packages::{Package, QueryType, TrafficBillMode};
 use crate::tencent::client::{ApiError, LiveClient};
@@ -16,7 +27,7 @@ use crate::tencent::models::{InvalidField, PageAnswer};
 pub const MAX_PAGES: u32 = 1_000;
 
 /// Where pages come from: the real client, or a fake in tests.
-pub trait PageSource {
+pub trait PageSource: Send + Sync + 'static {
     fn fetch_page(
         &self,
         query: QueryType,
@@ -71,13 +82,49 @@ pub struct PollOutcome {
     pub packages: Vec<Package>,
     pub bill_mode: Option<i64>,
     pub traffic_bill_modes: Vec<TrafficBillMode>,
-    /// Pages read.
+    /// Pages read in the last (complete) read.
     pub pages: u32,
-    /// Calls made, retries included.
+    /// Calls made, retries and re-reads included.
     pub calls: u32,
     pub invalid_fields: Vec<InvalidField>,
-    /// Ids seen again on a later page (pages shift while being read); kept once.
-    pub duplicates: usize,
+    /// Times the list was read again before it came complete.
+    pub rereads: u32,
+}
+
+/// Why a read of the list was incomplete: the list moved while it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incomplete {
+    /// `TotalPage` or `TotalNum` of a later page differ from page 1's.
+    TotalsChanged,
+    /// An id came twice (the list shifted back between pages).
+    DuplicateIds,
+    /// The entries read differ from `TotalNum`, or a page before the last came short.
+    CountMismatch,
+    /// A page came empty while the totals promised more.
+    EmptyPage,
+}
+
+impl Incomplete {
+    /// The `reason` label of `tencent_live_exporter_list_rereads_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Incomplete::TotalsChanged => "totals_changed",
+            Incomplete::DuplicateIds => "duplicate_ids",
+            Incomplete::CountMismatch => "count_mismatch",
+            Incomplete::EmptyPage => "empty_page",
+        }
+    }
+}
+
+impl fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Incomplete::TotalsChanged => "the totals changed between pages",
+            Incomplete::DuplicateIds => "a package id came twice",
+            Incomplete::CountMismatch => "the packages read differ from TotalNum",
+            Incomplete::EmptyPage => "a page came empty while the totals promised more",
+        })
+    }
 }
 
 /// Why a poll failed.
@@ -85,8 +132,10 @@ pub struct PollOutcome {
 pub enum PollError {
     #[error("page {page}: {error}")]
     Api { page: u32, error: ApiError },
-    #[error("the list changed while being read, {reads} times in a row; keeping the previous one")]
-    ListChanging { reads: u32 },
+    #[error(
+        "the list was incomplete {reads} times in a row (last: {reason}); keeping the previous one"
+    )]
+    Incomplete { reads: u32, reason: Incomplete },
     #[error(
         "more than {MAX_PAGES} pages; refusing to read on (TotalPage {total_page:?}, TotalNum {total_num:?})"
     )]
@@ -102,94 +151,197 @@ impl PollError {
         match self {
             PollError::Api { error, .. } => error.code(),
             PollError::PageCap { .. } => "page_cap".into(),
-            PollError::ListChanging { .. } => "list_changing".into(),
+            PollError::Incomplete { .. } => "incomplete_list".into(),
         }
     }
 }
 
-/// How often a poll reads the list again from page 1 when it shifted while being read.
+/// How often a poll reads the list again from page 1 when a read was incomplete.
 pub const MAX_REREADS: u32 = 2;
 
 /// Reads every page of one query type.
 ///
-/// Paging: `PageNum` and `PageSize` are always sent. Read on while `TotalPage` says there is more;
-/// if it is null, while `TotalNum` says so; if both are null, while pages come back full. An empty
-/// page always ends the list.
+/// Paging: `PageNum` and `PageSize` are always sent. When page 1 gives `TotalPage` or `TotalNum`,
+/// the pages up to the larger of `TotalPage` and `TotalNum / PageSize` (rounded up) are asked for
+/// concurrently. When both are null, pages are read one after another until a short or empty
+/// page.
 ///
-/// A list that shifts while it is read (its totals change between pages, as when a package is
-/// bought or removed mid-read) is read again from page 1, up to [`MAX_REREADS`] times; a list
-/// still shifting after that fails the poll, so the previous complete list stays. An id that
-/// comes twice is kept once.
+/// A read is complete when no id came twice and, with totals given, every page up to the last
+/// came full, no page came empty, the totals stayed those of page 1 (a null is no evidence) and
+/// the entries read equal `TotalNum`. An incomplete read is reported to `on_reread` and read
+/// again from page 1, up to [`MAX_REREADS`] times; then the poll fails with
+/// [`PollError::Incomplete`], so the previous complete list stays.
 pub async fn poll_pair<S: PageSource>(
-    source: &S,
+    source: Arc<S>,
     query: QueryType,
     page_size: u32,
     retry: RetryPolicy,
+    on_reread: &(dyn Fn(Incomplete) + Send + Sync),
 ) -> Result<PollOutcome, PollError> {
-    let mut calls = 0;
+    let calls = Arc::new(AtomicU32::new(0));
     let mut rereads = 0;
     loop {
-        let (mut outcome, shifted) =
-            read_pages(source, query, page_size, retry, &mut calls).await?;
-        outcome.calls = calls;
-        if !shifted {
-            return Ok(outcome);
+        let read = read_pages(&source, query, page_size, retry, &calls).await?;
+        match read {
+            Ok(mut outcome) => {
+                outcome.calls = calls.load(Ordering::Relaxed);
+                outcome.rereads = rereads;
+                return Ok(outcome);
+            }
+            Err(reason) if rereads >= MAX_REREADS => {
+                return Err(PollError::Incomplete {
+                    reads: rereads + 1,
+                    reason,
+                });
+            }
+            Err(reason) => {
+                rereads += 1;
+                on_reread(reason);
+            }
         }
-        if rereads >= MAX_REREADS {
-            return Err(PollError::ListChanging { reads: rereads + 1 });
-        }
-        rereads += 1;
-        tracing::debug!(%query, rereads, "the list shifted while being read; reading it again");
     }
 }
 
-/// One pass over the pages; `true` when the list visibly shifted during the pass.
+/// One read of every page: the list, or why it was incomplete.
 async fn read_pages<S: PageSource>(
-    source: &S,
+    source: &Arc<S>,
     query: QueryType,
     page_size: u32,
     retry: RetryPolicy,
-    calls: &mut u32,
-) -> Result<(PollOutcome, bool), PollError> {
-    let mut outcome = PollOutcome::default();
-    let mut seen = HashSet::new();
-    let mut first_totals = None;
-    let mut shifted = false;
-    let mut page = 1u32;
-    loop {
-        let answer = fetch_with_retries(source, query, page, page_size, retry, calls)
-            .await
-            .map_err(|error| PollError::Api { page, error })?;
-        outcome.pages = page;
-        let totals = (answer.total_page, answer.total_num);
-        match first_totals {
-            None => {
-                first_totals = Some(totals);
-                outcome.bill_mode = answer.bill_mode;
-                outcome.traffic_bill_modes = answer.traffic_bill_modes;
-            }
-            Some(first) => shifted |= changed(first, totals),
+    calls: &Arc<AtomicU32>,
+) -> Result<Result<PollOutcome, Incomplete>, PollError> {
+    let first = fetch_with_retries(&**source, query, 1, page_size, retry, calls)
+        .await
+        .map_err(|error| PollError::Api { page: 1, error })?;
+    let (total_page, total_num) = (first.total_page, first.total_num);
+    let size = u64::from(page_size.max(1));
+    let pages = match (total_page, total_num) {
+        (None, None) => {
+            return read_sequentially(source, query, page_size, retry, calls, first).await;
         }
+        (p, n) => p.unwrap_or(0).max(n.map_or(0, |n| n.div_ceil(size))),
+    };
+    if pages > u64::from(MAX_PAGES) {
+        return Err(PollError::PageCap {
+            total_page,
+            total_num,
+        });
+    }
+    let pages = pages.max(1) as u32;
+    // Pages come back in any order; the map puts them back in page order.
+    let mut answers = std::collections::BTreeMap::from([(1, first)]);
+    let mut tasks = JoinSet::new();
+    for page in 2..=pages {
+        let (source, calls) = (source.clone(), calls.clone());
+        tasks.spawn(async move {
+            let answer = fetch_with_retries(&*source, query, page, page_size, retry, &calls).await;
+            (page, answer)
+        });
+    }
+    // Dropping the set (on the first failure) abandons the other pages.
+    while let Some(joined) = tasks.join_next().await {
+        let (page, answer) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                return Err(PollError::Api {
+                    page: 0,
+                    error: ApiError::Connect(format!("page task ended: {e}")),
+                });
+            }
+        };
+        let answer = answer.map_err(|error| PollError::Api { page, error })?;
+        answers.insert(page, answer);
+    }
+    let answers: Vec<PageAnswer> = answers.into_values().collect();
+    Ok(assemble(answers, page_size, total_page, total_num))
+}
+
+/// Assembles the pages of a read with totals, in order, checking that the list is complete.
+fn assemble(
+    answers: Vec<PageAnswer>,
+    page_size: u32,
+    total_page: Option<u64>,
+    total_num: Option<u64>,
+) -> Result<PollOutcome, Incomplete> {
+    let pages = answers.len();
+    let mut outcome = PollOutcome {
+        pages: pages as u32,
+        ..PollOutcome::default()
+    };
+    let mut seen = HashSet::new();
+    let mut listed = 0u64;
+    let mut trouble = None;
+    for (i, answer) in answers.into_iter().enumerate() {
+        let last = i + 1 == pages;
+        if i == 0 {
+            outcome.bill_mode = answer.bill_mode;
+            outcome.traffic_bill_modes = answer.traffic_bill_modes;
+        } else if changed(
+            (total_page, total_num),
+            (answer.total_page, answer.total_num),
+        ) {
+            trouble.get_or_insert(Incomplete::TotalsChanged);
+        }
+        let promised_more =
+            total_num.is_some_and(|n| n > listed) || total_page.is_some_and(|p| p > i as u64);
+        if answer.listed == 0 && promised_more {
+            trouble.get_or_insert(Incomplete::EmptyPage);
+        } else if !last && answer.listed < page_size as usize {
+            trouble.get_or_insert(Incomplete::CountMismatch);
+        }
+        listed += answer.listed as u64;
         outcome.invalid_fields.extend(answer.invalid_fields);
         for p in answer.packages {
             if seen.insert(p.id.clone()) {
                 outcome.packages.push(p);
             } else {
-                outcome.duplicates += 1;
+                trouble.get_or_insert(Incomplete::DuplicateIds);
             }
         }
-        let read = u64::from(page) * u64::from(page_size);
-        let more = if answer.listed == 0 {
-            false
-        } else if let Some(total_page) = answer.total_page {
-            u64::from(page) < total_page
-        } else if let Some(total_num) = answer.total_num {
-            read < total_num
-        } else {
-            answer.listed >= page_size as usize
-        };
-        if !more {
-            return Ok((outcome, shifted));
+    }
+    if total_num.is_some_and(|n| n != listed) {
+        trouble.get_or_insert(Incomplete::CountMismatch);
+    }
+    match trouble {
+        Some(reason) => Err(reason),
+        None => Ok(outcome),
+    }
+}
+
+/// With both totals null: page after page until a short or empty one.
+async fn read_sequentially<S: PageSource>(
+    source: &Arc<S>,
+    query: QueryType,
+    page_size: u32,
+    retry: RetryPolicy,
+    calls: &Arc<AtomicU32>,
+    first: PageAnswer,
+) -> Result<Result<PollOutcome, Incomplete>, PollError> {
+    let mut outcome = PollOutcome::default();
+    let mut seen = HashSet::new();
+    let mut duplicate = false;
+    let mut page = 1u32;
+    let mut answer = first;
+    outcome.bill_mode = answer.bill_mode;
+    outcome.traffic_bill_modes = std::mem::take(&mut answer.traffic_bill_modes);
+    loop {
+        outcome.pages = page;
+        outcome
+            .invalid_fields
+            .extend(std::mem::take(&mut answer.invalid_fields));
+        for p in std::mem::take(&mut answer.packages) {
+            if seen.insert(p.id.clone()) {
+                outcome.packages.push(p);
+            } else {
+                duplicate = true;
+            }
+        }
+        if answer.listed < page_size as usize {
+            return Ok(if duplicate {
+                Err(Incomplete::DuplicateIds)
+            } else {
+                Ok(outcome)
+            });
         }
         if page >= MAX_PAGES {
             return Err(PollError::PageCap {
@@ -198,6 +350,9 @@ async fn read_pages<S: PageSource>(
             });
         }
         page += 1;
+        answer = fetch_with_retries(&**source, query, page, page_size, retry, calls)
+            .await
+            .map_err(|error| PollError::Api { page, error })?;
     }
 }
 
@@ -213,11 +368,11 @@ async fn fetch_with_retries<S: PageSource>(
     page: u32,
     page_size: u32,
     retry: RetryPolicy,
-    calls: &mut u32,
+    calls: &AtomicU32,
 ) -> Result<PageAnswer, ApiError> {
     let mut attempt = 0;
     loop {
-        *calls += 1;
+        calls.fetch_add(1, Ordering::Relaxed);
         match source.fetch_page(query, page, page_size).await {
             Ok(answer) => return Ok(answer),
             Err(e) if e.is_retryable() && attempt < retry.max_retries => {
@@ -245,15 +400,18 @@ mod tests {
     }
 
     impl Script {
-        fn new(pages: Vec<Result<PageAnswer, ApiError>>) -> Self {
-            Script {
+        fn new(pages: Vec<Result<PageAnswer, ApiError>>) -> Arc<Self> {
+            Arc::new(Script {
                 pages,
                 calls: Mutex::new(Vec::new()),
                 fail_first: Mutex::new(0),
-            }
+            })
         }
+        /// Calls made, sorted by page (pages after the first go concurrently).
         fn calls(&self) -> Vec<(u32, u32)> {
-            self.calls.lock().unwrap().clone()
+            let mut calls = self.calls.lock().unwrap().clone();
+            calls.sort();
+            calls
         }
     }
 
@@ -329,13 +487,19 @@ mod tests {
     #[tokio::test]
     async fn follows_total_page_and_always_sends_page_num_and_size() {
         let s = Script::new(vec![
-            full("a", Some(3), Some(25)),
-            full("b", Some(3), Some(25)),
-            page(&["c"], Some(3), Some(25)),
+            full("a", Some(3), Some(21)),
+            full("b", Some(3), Some(21)),
+            page(&["c"], Some(3), Some(21)),
         ]);
-        let out = poll_pair(&s, QueryType::Traffic, 10, RetryPolicy::NONE)
-            .await
-            .unwrap();
+        let out = poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(s.calls(), [(1, 10), (2, 10), (3, 10)]);
         assert_eq!(out.packages.len(), 21);
         assert_eq!(out.pages, 3);
@@ -348,9 +512,15 @@ mod tests {
             full("b", None, Some(20)),
             full("c", None, Some(20)),
         ]);
-        let out = poll_pair(&s, QueryType::Traffic, 10, RetryPolicy::NONE)
-            .await
-            .unwrap();
+        let out = poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(s.calls().len(), 2, "TotalNum 20 at 10 a page is two pages");
         assert_eq!(out.packages.len(), 20);
     }
@@ -362,9 +532,15 @@ mod tests {
             full("b", None, None),
             page(&["c1", "c2"], None, None),
         ]);
-        let out = poll_pair(&s, QueryType::Traffic, 10, RetryPolicy::NONE)
-            .await
-            .unwrap();
+        let out = poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(s.calls().len(), 3);
         assert_eq!(out.packages.len(), 22);
     }
@@ -372,21 +548,99 @@ mod tests {
     #[tokio::test]
     async fn with_both_totals_null_stops_at_an_empty_page() {
         let s = Script::new(vec![full("a", None, None), full("b", None, None)]);
-        let out = poll_pair(&s, QueryType::Traffic, 10, RetryPolicy::NONE)
-            .await
-            .unwrap();
+        let out = poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(s.calls().len(), 3, "the third, empty page ends it");
         assert_eq!(out.packages.len(), 20);
     }
 
     #[tokio::test]
-    async fn an_empty_page_ends_the_list_even_if_total_page_says_more() {
+    async fn an_empty_page_while_the_totals_promise_more_is_read_again_then_fails() {
         let s = Script::new(vec![full("a", Some(5), None)]);
-        let out = poll_pair(&s, QueryType::Traffic, 10, RetryPolicy::NONE)
-            .await
-            .unwrap();
-        assert_eq!(s.calls().len(), 2);
-        assert_eq!(out.packages.len(), 10);
+        let reasons = Mutex::new(Vec::new());
+        let err = poll_pair(s.clone(), QueryType::Traffic, 10, RetryPolicy::NONE, &|r| {
+            reasons.lock().unwrap().push(r)
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err,
+            PollError::Incomplete {
+                reads: 3,
+                reason: Incomplete::EmptyPage
+            }
+        );
+        assert_eq!(err.code(), "incomplete_list");
+        assert_eq!(s.calls().len(), 15, "three reads of five pages");
+        assert_eq!(*reasons.lock().unwrap(), [Incomplete::EmptyPage; 2]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_list_with_total_num_nine_is_incomplete() {
+        let s = Script::new(vec![page(&[], Some(1), Some(9))]);
+        let err = poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err,
+            PollError::Incomplete {
+                reads: 3,
+                reason: Incomplete::EmptyPage
+            }
+        );
+        // An empty list that says so is complete.
+        let s = Script::new(vec![page(&[], Some(0), Some(0))]);
+        let out = poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert!(out.packages.is_empty());
+    }
+
+    #[tokio::test]
+    async fn fewer_packages_than_total_num_is_incomplete() {
+        let s = Script::new(vec![
+            full("a", Some(3), Some(25)),
+            full("b", Some(3), Some(25)),
+            page(&["c1", "c2", "c3", "c4"], Some(3), Some(25)),
+        ]);
+        let err = poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PollError::Incomplete {
+                    reason: Incomplete::CountMismatch,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -396,9 +650,15 @@ mod tests {
             .map(|i| full(&format!("p{i}-"), None, None))
             .collect();
         let s = Script::new(pages);
-        let err = poll_pair(&s, QueryType::Traffic, 10, RetryPolicy::NONE)
-            .await
-            .unwrap_err();
+        let err = poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             err,
             PollError::PageCap {
@@ -413,7 +673,14 @@ mod tests {
                 .collect(),
         );
         assert!(matches!(
-            poll_pair(&huge, QueryType::Traffic, 10, RetryPolicy::NONE).await,
+            poll_pair(
+                huge.clone(),
+                QueryType::Traffic,
+                10,
+                RetryPolicy::NONE,
+                &|_| {}
+            )
+            .await,
             Err(PollError::PageCap { .. })
         ));
     }
@@ -425,9 +692,15 @@ mod tests {
             Err(ApiError::Http(500)),
             full("c", Some(3), None),
         ]);
-        let err = poll_pair(&s, QueryType::Traffic, 10, RetryPolicy::NONE)
-            .await
-            .unwrap_err();
+        let err = poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             err,
             PollError::Api {
@@ -438,18 +711,133 @@ mod tests {
         assert_eq!(err.code(), "http_500");
     }
 
+    /// A 20-package list whose page 2 repeats the last id of page 1 and skips the list's last
+    /// id (totals unchanged) for the first `bad_reads` reads.
+    struct Shifting {
+        bad_reads: u32,
+        reads: Mutex<u32>,
+    }
+
+    impl PageSource for Shifting {
+        async fn fetch_page(
+            &self,
+            _q: QueryType,
+            page: u32,
+            _size: u32,
+        ) -> Result<PageAnswer, ApiError> {
+            let ids: Vec<String> = (0..20).map(|i| format!("p{i}")).collect();
+            let read = {
+                let mut reads = self.reads.lock().unwrap();
+                if page == 1 {
+                    *reads += 1;
+                }
+                *reads
+            };
+            let range = match (page, read <= self.bad_reads) {
+                (1, _) => 0..10,
+                (_, true) => 9..19,
+                (_, false) => 10..20,
+            };
+            let ids: Vec<&str> = ids[range].iter().map(String::as_str).collect();
+            page_of(&ids, Some(2), Some(20))
+        }
+    }
+
+    fn page_of(
+        ids: &[&str],
+        total_page: Option<u64>,
+        total_num: Option<u64>,
+    ) -> Result<PageAnswer, ApiError> {
+        page(ids, total_page, total_num)
+    }
+
     #[tokio::test]
-    async fn duplicate_ids_across_pages_are_kept_once() {
-        let s = Script::new(vec![
-            page(&["a", "b"], Some(2), None),
-            page(&["b", "c"], Some(2), None),
-        ]);
-        let out = poll_pair(&s, QueryType::Traffic, 10, RetryPolicy::NONE)
+    async fn a_list_that_shifts_without_changing_its_totals_is_read_again() {
+        let once = Arc::new(Shifting {
+            bad_reads: 1,
+            reads: Mutex::new(0),
+        });
+        let reasons = Mutex::new(Vec::new());
+        let out = poll_pair(once, QueryType::Traffic, 10, RetryPolicy::NONE, &|r| {
+            reasons.lock().unwrap().push(r)
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.packages.len(), 20);
+        assert_eq!(out.rereads, 1);
+        assert_eq!(out.calls, 4);
+        assert_eq!(*reasons.lock().unwrap(), [Incomplete::DuplicateIds]);
+
+        let always = Arc::new(Shifting {
+            bad_reads: u32::MAX,
+            reads: Mutex::new(0),
+        });
+        let err = poll_pair(always, QueryType::Traffic, 10, RetryPolicy::NONE, &|_| {})
             .await
-            .unwrap();
+            .unwrap_err();
+        assert_eq!(
+            err,
+            PollError::Incomplete {
+                reads: 3,
+                reason: Incomplete::DuplicateIds
+            }
+        );
+    }
+
+    /// Answers every page after `rtt`, logging when each call started.
+    struct Slow {
+        rtt: Duration,
+        pages: u64,
+        started: Mutex<Vec<tokio::time::Instant>>,
+    }
+
+    impl PageSource for Slow {
+        async fn fetch_page(
+            &self,
+            _q: QueryType,
+            page: u32,
+            _size: u32,
+        ) -> Result<PageAnswer, ApiError> {
+            self.started
+                .lock()
+                .unwrap()
+                .push(tokio::time::Instant::now());
+            tokio::time::sleep(self.rtt).await;
+            let ids: Vec<String> = (0..10).map(|i| format!("p{page}-{i}")).collect();
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            page_of(&ids, Some(self.pages), Some(self.pages * 10))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pages_after_the_first_are_asked_for_concurrently_and_assembled_in_order() {
+        let slow = Arc::new(Slow {
+            rtt: Duration::from_millis(150),
+            pages: 30,
+            started: Mutex::new(Vec::new()),
+        });
+        let start = tokio::time::Instant::now();
+        let out = poll_pair(
+            slow.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(300),
+            "page 1, then the other 29 together"
+        );
+        assert_eq!(out.packages.len(), 300);
+        assert_eq!(out.pages, 30);
+        let ids: Vec<String> = (1..=30)
+            .flat_map(|p| (0..10).map(move |i| format!("p{p}-{i}")))
+            .collect();
         let got: Vec<&str> = out.packages.iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(got, ["a", "b", "c"]);
-        assert_eq!(out.duplicates, 1);
+        assert_eq!(got, ids.iter().map(String::as_str).collect::<Vec<_>>());
     }
 
     #[tokio::test(start_paused = true)]
@@ -461,11 +849,17 @@ mod tests {
         };
         let s = Script::new(vec![page(&["a"], Some(1), None)]);
         *s.fail_first.lock().unwrap() = 2;
-        let out = poll_pair(&s, QueryType::Traffic, 10, retry).await.unwrap();
+        let out = poll_pair(s.clone(), QueryType::Traffic, 10, retry, &|_| {})
+            .await
+            .unwrap();
         assert_eq!(out.calls, 3);
         let s = Script::new(vec![page(&["a"], Some(1), None)]);
         *s.fail_first.lock().unwrap() = 3;
-        assert!(poll_pair(&s, QueryType::Traffic, 10, retry).await.is_err());
+        assert!(
+            poll_pair(s.clone(), QueryType::Traffic, 10, retry, &|_| {})
+                .await
+                .is_err()
+        );
         assert_eq!(s.calls().len(), 3);
     }
 

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::PollConfig;
 use crate::packages::QueryType;
-use crate::poller::{PollError, poll_pair};
+use crate::poller::{Incomplete, PollError, poll_pair};
 use crate::store::{Store, Transition};
 use crate::tencent::client::{ApiError, LiveClient};
 
@@ -120,11 +120,19 @@ impl PairPoller {
     async fn poll_once(&self) {
         let account = self.client.account();
         let started = Instant::now();
+        let metrics = self.store.metrics().clone();
+        let query = self.query;
+        let on_reread = move |reason: Incomplete| {
+            metrics.list_reread(account, query.label(), reason.label());
+            tracing::info!(account, query = %query, reason = reason.label(),
+                "the list was incomplete ({reason}); reading it again from page 1");
+        };
         let result = poll_pair(
-            &*self.client,
+            self.client.clone(),
             self.query,
             self.poll.page_size,
             self.poll.retry,
+            &on_reread,
         )
         .await;
         let took = started.elapsed();
@@ -144,10 +152,6 @@ impl PairPoller {
                         reason = %first.reason,
                         "answer had unusable fields; skipped them and kept the rest"
                     );
-                }
-                if outcome.duplicates > 0 {
-                    tracing::info!(account, query = %self.query, duplicates = outcome.duplicates,
-                        "the same package id came twice (pages shifted while being read); kept once");
                 }
                 let packages = outcome.packages.len();
                 let (pages, calls) = (outcome.pages, outcome.calls);

@@ -31,7 +31,14 @@
 //!   before the demo drain runs, so they drain nothing; `Truncated`, `NullTotals`, `ShrinkBefore` and
 //!   `GrowBefore` build the real answer (and drain like it).
 //! - The request log records `fault:http_<status>`, `fault:hang`, `fault:garbage`, `fault:truncated`,
-//!   `fault:huge`, the `ApiError` code, or `ok` for `NullTotals`, `ShrinkBefore` and `GrowBefore`.
+//!   `fault:huge`, the `ApiError` code, or `ok` for `NullTotals`, `ShrinkBefore`, `GrowBefore`,
+//!   `ShiftBack` and `EmptyPage`.
+//!
+//! # Network
+//!
+//! [`Simulator::set_latency`] delays every API request by half a round trip before it arrives and
+//! half after its answer; [`Simulator::set_arrival_delay`] adds a random delay (seeded) before
+//! arrival, as a new connection's set-up does. The rate limit counts arrivals, as Tencent does.
 //! - A hanging request of [`Simulator::serve`] is let go (answered 503) when its `shutdown` is
 //!   cancelled, so graceful shutdown never waits on it; under [`Simulator::router`] it hangs forever.
 
@@ -125,6 +132,12 @@ pub enum Fault {
     /// order this request asks for) in front of it, so the list grows at its front and the page being
     /// read starts with the previous page's last ids. Permanent; a list never grows past 100 000.
     GrowBefore(usize),
+    /// Answer this page as if the list had moved back by this many packages between pages, with
+    /// its totals unchanged: the page starts with the previous page's last ids and the ids it
+    /// would have ended with are never listed. This request only.
+    ShiftBack(usize),
+    /// Answer an empty list with the real totals (which promise more). This request only.
+    EmptyPage,
 }
 
 impl Fault {
@@ -138,7 +151,8 @@ impl Fault {
             4 => Fault::ApiError("InternalError".to_owned()),
             5 => Fault::ApiError("RequestLimitExceeded".to_owned()),
             6 => Fault::NullTotals,
-            _ => Fault::GrowBefore(1),
+            // Transient: a permanent change would leave a list that no longer matches the start.
+            _ => Fault::ShiftBack(1),
         }
     }
 }
@@ -291,6 +305,10 @@ impl Account {
 struct State {
     accounts: HashMap<String, Account>,
     rate_limit: u32,
+    /// Round-trip time of an API request: half before arrival, half after the answer.
+    latency: Duration,
+    /// A random extra delay before arrival, uniform in `[0, max]`.
+    arrival_delay: Option<(Duration, SplitMix64)>,
     drain: bool,
     log: VecDeque<LoggedRequest>,
     /// The metadata service and STS, and the temporary credentials they issued.
@@ -428,6 +446,8 @@ impl Simulator {
             state: Arc::new(Mutex::new(State {
                 accounts: HashMap::new(),
                 rate_limit: DEFAULT_RATE_LIMIT,
+                latency: Duration::ZERO,
+                arrival_delay: None,
                 drain: false,
                 log: VecDeque::new(),
                 sts: sts::StsState::default(),
@@ -526,6 +546,30 @@ impl Simulator {
         self.lock().rate_limit = per_second;
     }
 
+    /// Every API request takes this round trip: half of it before the request arrives (and is
+    /// counted by the rate limit), half after the answer is made.
+    pub fn set_latency(&self, round_trip: Duration) {
+        self.lock().latency = round_trip;
+    }
+
+    /// Every API request arrives after an extra delay, uniform in `[0, max]` and drawn by a
+    /// SplitMix64 generator seeded with `seed` (a zero `max` turns it off): arrivals bunch up
+    /// the way delayed connection set-ups make them.
+    pub fn set_arrival_delay(&self, max: Duration, seed: u64) {
+        self.lock().arrival_delay = (!max.is_zero()).then_some((max, SplitMix64(seed)));
+    }
+
+    /// The delays of the next request: before its arrival, after its answer.
+    fn network_delays(&self) -> (Duration, Duration) {
+        let mut state = self.lock();
+        let half = state.latency / 2;
+        let extra = state
+            .arrival_delay
+            .as_mut()
+            .map_or(Duration::ZERO, |(max, rng)| max.mul_f64(rng.next_unit()));
+        (half + extra, state.latency - half)
+    }
+
     /// Demo mode: each accepted page-1 (or unpaged) request moves 0.2 % of `Total` (at least 1) of
     /// every in-use (`Status` 1), not yet expired package it queries from `Left` into `Used`; a
     /// package whose `Left` reaches 0 gets `Status` 4 (used up).
@@ -598,7 +642,7 @@ impl Simulator {
     /// Each request of the account that no queued, page or persistent fault applies to gets, with
     /// this probability, a fault drawn from `HttpStatus(500)`, `HttpStatus(503)`, `Garbage`,
     /// `Truncated`, `ApiError("InternalError")`, `ApiError("RequestLimitExceeded")`, `NullTotals` and
-    /// `GrowBefore(1)`, by a SplitMix64 generator seeded with `seed`: the same requests in the same
+    /// `ShiftBack(1)`, by a SplitMix64 generator seeded with `seed`: the same requests in the same
     /// order get the same faults. A probability of 0 or below (or NaN) turns random faults off;
     /// above 1 is 1. Calling again restarts the generator.
     pub fn set_random_faults(&self, secret_id: &str, probability: f64, seed: u64) {
@@ -780,6 +824,18 @@ enum Reply {
 }
 
 async fn handle(AxumState(served): AxumState<Served>, request: Request) -> Response {
+    let (before, after) = served.sim.network_delays();
+    if !before.is_zero() {
+        tokio::time::sleep(before).await;
+    }
+    let response = answer_request(&served, request).await;
+    if !after.is_zero() {
+        tokio::time::sleep(after).await;
+    }
+    response
+}
+
+async fn answer_request(served: &Served, request: Request) -> Response {
     let at = Instant::now();
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, MAX_BODY_BYTES).await.ok();
@@ -1021,6 +1077,8 @@ fn answer(
     let page_num = query.page.map_or(1, |(num, _)| num);
     let mut null_totals = account.null_totals;
     let mut truncated = false;
+    let mut shift_back = 0usize;
+    let mut empty_page = false;
     let list = &mut account.lists[query.package_type];
     match account.faults.take(query.package_type, page_num) {
         None => {}
@@ -1035,6 +1093,8 @@ fn answer(
         Some(Fault::NullTotals) => null_totals = true,
         Some(Fault::ShrinkBefore(n)) => shrink_front(list, query.order, n),
         Some(Fault::GrowBefore(n)) => grow_front(list, query.order, n),
+        Some(Fault::ShiftBack(n)) => shift_back = n,
+        Some(Fault::EmptyPage) => empty_page = true,
     }
 
     let drain = state.drain && query.page.is_none_or(|(num, _)| num == 1);
@@ -1056,17 +1116,23 @@ fn answer(
                 let size_usize = usize::try_from(size).unwrap_or(usize::MAX);
                 let skip = usize::try_from(num.saturating_sub(1))
                     .unwrap_or(usize::MAX)
-                    .saturating_mul(size_usize);
+                    .saturating_mul(size_usize)
+                    .saturating_sub(shift_back);
+                let take = if empty_page { 0 } else { size_usize };
                 let page = items
                     .iter()
                     .skip(skip)
-                    .take(size_usize)
+                    .take(take)
                     .map(|v| (*v).clone())
                     .collect();
                 (page, num, size, total.div_ceil(size_usize.max(1)))
             }
             None => (
-                items.iter().map(|v| (*v).clone()).collect(),
+                items
+                    .iter()
+                    .take(if empty_page { 0 } else { usize::MAX })
+                    .map(|v| (*v).clone())
+                    .collect(),
                 1,
                 UNPAGED_PAGE_SIZE,
                 1,

@@ -1405,7 +1405,11 @@ async fn shape(sim: &Simulator, req: &Req) -> String {
         Err(_) => format!("{status} not-json {}", body.len()),
         Ok(answer) => match error_code(&answer) {
             Some(code) => format!("{status} {code}"),
-            None => format!("{status} total {}", answer["Response"]["TotalNum"]),
+            None => format!(
+                "{status} total {} ids {}",
+                answer["Response"]["TotalNum"],
+                ids(&answer).len()
+            ),
         },
     }
 }
@@ -1415,11 +1419,12 @@ async fn random_faults_are_deterministic_per_seed_and_respect_the_probability() 
     async fn run(seed: u64, n: usize, probability: f64) -> Vec<String> {
         let sim = sim_with_account();
         sim.set_rate_limit(u32::MAX);
-        sim.set_packages(ID, 0, traffic(3));
+        // 13 packages: page 2 lists 3, or 4 when shifted back by one.
+        sim.set_packages(ID, 0, traffic(13));
         sim.set_random_faults(ID, probability, seed);
         let mut shapes = Vec::with_capacity(n);
         for _ in 0..n {
-            shapes.push(shape(&sim, &page(1)).await);
+            shapes.push(shape(&sim, &page(2)).await);
         }
         // Never Hang or Huge, and the log agrees with the answers.
         let log = outcomes(&sim);
@@ -1431,19 +1436,17 @@ async fn random_faults_are_deterministic_per_seed_and_respect_the_probability() 
     assert_eq!(a, run(42, 1000, 0.3).await);
     assert_ne!(a[..100], run(43, 100, 0.3).await[..]);
 
-    // Count faults: anything but a 200 JSON answer with the current total (a grown list raises it).
-    let mut total = 3;
+    // Count faults: anything but a 200 JSON answer with the total and page 2's three ids.
+    let clean = "200 OK total 13 ids 3";
     let mut faults = 0;
     let mut kinds = std::collections::BTreeSet::new();
     for s in &a {
-        let clean = format!("200 OK total {total}");
-        if *s == clean {
+        if s == clean {
             continue;
         }
         faults += 1;
-        if *s == format!("200 OK total {}", total + 1) {
-            total += 1;
-            kinds.insert("grow".to_owned());
+        if s == "200 OK total 13 ids 4" {
+            kinds.insert("shift".to_owned());
         } else {
             kinds.insert(s.split(' ').take(3).collect::<Vec<_>>().join(" "));
         }
@@ -1451,14 +1454,9 @@ async fn random_faults_are_deterministic_per_seed_and_respect_the_probability() 
     assert!((200..=400).contains(&faults), "{faults} faults");
     assert_eq!(kinds.len(), 8, "{kinds:?}");
 
-    assert!(run(1, 200, 0.0).await.iter().all(|s| s == "200 OK total 3"));
-    assert!(
-        run(1, 200, f64::NAN)
-            .await
-            .iter()
-            .all(|s| s == "200 OK total 3")
-    );
-    assert!(run(1, 200, 5.0).await.iter().all(|s| s != "200 OK total 3"));
+    assert!(run(1, 200, 0.0).await.iter().all(|s| s == clean));
+    assert!(run(1, 200, f64::NAN).await.iter().all(|s| s == clean));
+    assert!(run(1, 200, 5.0).await.iter().all(|s| s != clean));
 }
 
 #[test]
@@ -1533,4 +1531,91 @@ async fn hang_is_let_go_when_serve_shuts_down() {
     assert!(result.is_ok());
     stream.read_to_string(&mut response).await.expect("read");
     assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn fault_shift_back_repeats_the_previous_pages_last_ids_with_the_totals_unchanged() {
+    let sim = sim_with_account();
+    sim.set_packages(ID, 0, traffic(20));
+    let normal = call(&sim, &page(2)).await;
+    sim.push_faults(ID, [Fault::ShiftBack(1)]);
+    let shifted = call(&sim, &page(2)).await;
+    let (normal_ids, shifted_ids) = (ids(&normal), ids(&shifted));
+    assert_eq!(shifted_ids.len(), 10);
+    // Page 1's last id comes again; page 2's last id is never listed.
+    assert_eq!(shifted_ids[0], ids(&call(&sim, &page(1)).await)[9]);
+    assert_eq!(shifted_ids[1..], normal_ids[..9]);
+    assert!(!shifted_ids.contains(&normal_ids[9]));
+    for field in ["TotalNum", "TotalPage"] {
+        assert_eq!(shifted["Response"][field], normal["Response"][field]);
+    }
+    assert_eq!(outcomes(&sim), ["ok", "ok", "ok"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fault_empty_page_lists_nothing_but_keeps_the_totals() {
+    let sim = sim_with_account();
+    sim.set_packages(ID, 0, traffic(9));
+    sim.push_faults(ID, [Fault::EmptyPage]);
+    let answer = call(&sim, &page(1)).await;
+    assert!(ids(&answer).is_empty());
+    assert_eq!(answer["Response"]["TotalNum"], 9);
+    assert_eq!(
+        ids(&call(&sim, &page(1)).await).len(),
+        9,
+        "this request only"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn latency_and_arrival_delay_move_the_counted_arrival() {
+    let sim = sim_with_account();
+    sim.set_latency(Duration::from_millis(300));
+    let start = Instant::now();
+    call(&sim, &page(1)).await;
+    assert_eq!(start.elapsed(), Duration::from_millis(300));
+    assert_eq!(
+        sim.requests()[0].at.duration_since(start),
+        Duration::from_millis(150),
+        "arrives after half the round trip"
+    );
+
+    // Random arrival delays: 40 requests sent 50 ms apart (20 per second) bunch up at the server,
+    // which counts arrivals and refuses beyond its limit.
+    sim.set_latency(Duration::ZERO);
+    sim.set_arrival_delay(Duration::from_millis(400), 7);
+    sim.clear_requests();
+    let mut tasks = Vec::new();
+    for i in 0..40u64 {
+        let sim = sim.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50 * i)).await;
+            let sent = Instant::now();
+            call(&sim, &page(1)).await;
+            sent
+        }));
+    }
+    let mut sent = Vec::new();
+    for t in tasks {
+        sent.push(t.await.unwrap());
+    }
+    let log = sim.requests();
+    let arrivals: Vec<Instant> = log.iter().map(|r| r.at).collect();
+    assert!(
+        crate::budget::max_in_any_window(&sent, Duration::from_secs(1)) <= 20,
+        "sent at 20 per second"
+    );
+    let worst = crate::budget::max_in_any_window(&arrivals, Duration::from_secs(1));
+    let refused = log
+        .iter()
+        .filter(|r| r.outcome == "RequestLimitExceeded")
+        .count();
+    assert!(worst > 20, "the delays bunch arrivals: {worst}");
+    assert!(refused > 0, "and the server refuses the excess");
+    let accepted: Vec<Instant> = log
+        .iter()
+        .filter(|r| r.outcome == "ok")
+        .map(|r| r.at)
+        .collect();
+    assert!(crate::budget::max_in_any_window(&accepted, Duration::from_secs(1)) <= 20);
 }

@@ -1,6 +1,7 @@
 //! The HTTP client of `DescribeLivePackageInfo`: signs, sends, bounds and classifies one call.
 //!
-//! One call = one permit from the account's [`Budget`], one increment of
+//! One call = one permit from the key's [`Budget`] (held from the send until one window after the
+//! answer or failure is back, in the lane of the account's query type), one increment of
 //! `tencent_live_exporter_api_requests_total`, one observation of the duration histogram, and on
 //! failure one increment of the error counter with a `code` label.
 
@@ -110,7 +111,8 @@ pub struct LiveClient {
     /// The `Host` header as reqwest sends it (port included when not the default), for signing.
     host: String,
     credentials: CredentialSource,
-    /// The account's request budget, shared by all of its pollers.
+    /// The request budget of the key that signs, shared by all of the account's pollers and by
+    /// every other account that signs with the same key (or shares its `rate_limit_group`).
     budget: Arc<Budget>,
     /// The `account` label.
     account: String,
@@ -172,7 +174,7 @@ impl LiveClient {
         );
         let mut refreshed = false;
         loop {
-            let (bytes, generation) = self.call(body.clone().into_bytes()).await?;
+            let (bytes, generation) = self.call(body.clone().into_bytes(), query).await?;
             let err = match parse_answer(&bytes, query) {
                 Ok(answer) => return Ok(answer),
                 Err(AnswerError::Api {
@@ -205,7 +207,7 @@ impl LiveClient {
 
     /// One signed call within the budget; returns the raw body of a 200 answer, and the
     /// generation of the credentials it was signed with.
-    async fn call(&self, body: Vec<u8>) -> Result<(Vec<u8>, u64), ApiError> {
+    async fn call(&self, body: Vec<u8>, query: QueryType) -> Result<(Vec<u8>, u64), ApiError> {
         let lease = self
             .credentials
             .lease(FetchContext {
@@ -214,7 +216,12 @@ impl LiveClient {
             })
             .await?;
         let credentials = lease.credentials;
-        self.budget.acquire().await;
+        // Held until the answer or failure is back (dropped at the end of this function), so the
+        // call counts in every window in which it may have arrived.
+        let _permit = self
+            .budget
+            .acquire(&format!("{}/{}", self.account, query))
+            .await;
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)

@@ -325,8 +325,8 @@ async fn a_list_that_shrinks_mid_read_is_read_again() {
     h.poll_now().await;
     assert_eq!(
         calls(&h.sim, &F) - c0,
-        2 + 2,
-        "two pages, then the list read again: two pages"
+        3 + 2,
+        "three pages (asked for together), then the list read again: two pages"
     );
     let m = h.scrape().await;
     assert_eq!(m.value(&up("faulty")), 1.0);
@@ -364,18 +364,20 @@ async fn a_list_that_keeps_shifting_keeps_the_previous_one() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn duplicate_ids_give_one_series() {
-    let (h, _) = healthy().await;
-    // The API itself lists one package twice, and the list grows before page 2, so that page 2
-    // repeats an id of page 1.
+async fn a_list_that_names_one_id_twice_is_incomplete_and_keeps_the_previous_one() {
+    let (h, before) = healthy().await;
+    // The API lists one package twice: whatever was read, it is not the list TotalNum counts.
     let mut list: Vec<Value> = (0..25).map(package).collect();
     list.push(package(3));
     h.sim.set_packages(F.1, 0, list);
-    h.sim.push_faults(F.1, [PASS, Fault::GrowBefore(1)]);
     h.poll_now().await;
     let m = h.scrape().await; // Samples::parse fails on any duplicate series.
-    assert_eq!(m.value(&up("faulty")), 1.0);
-    assert_eq!(quota_ids(&m, "faulty").len(), 25);
+    assert_eq!(m.value(&up("faulty")), 0.0);
+    assert_eq!(packages(&m, "faulty"), packages(&before, "faulty"));
+    assert_eq!(
+        m.value(r#"tencent_live_exporter_list_rereads_total{account="faulty",package_type="traffic",reason="duplicate_ids"}"#),
+        2.0
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,6 +8,7 @@ mod deploy;
 mod exporter;
 mod faults;
 mod operator;
+mod poll;
 mod prometheus_e2e;
 mod reload;
 mod soak;

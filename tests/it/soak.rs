@@ -18,7 +18,7 @@ const ACCOUNTS: [Account; 4] = [
     ("s4", "AKIDsoak4000000000000000000000000000", "soak-key-4"),
 ];
 const RPS: usize = 5;
-const POLL: &str = "interval = \"1m\"\npage_size = 10\ntimeout = \"2s\"\nmax_retries = 3\nbackoff_base = \"100ms\"\nbackoff_max = \"2s\"\nrequests_per_second = 5";
+const POLL: &str = "interval = \"1m\"\npage_size = 10\ntimeout = \"2s\"\nmax_retries = 1\nbackoff_base = \"100ms\"\nbackoff_max = \"2s\"\nrequests_per_second = 5";
 
 fn sim() -> Simulator {
     let sim = Simulator::new();

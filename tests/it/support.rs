@@ -320,6 +320,12 @@ impl Logs {
     }
 
     pub fn capture(level: tracing::Level) -> (Logs, tracing::subscriber::DefaultGuard) {
+        // tracing-core decides a callsite's interest from the registering thread's subscriber
+        // alone while just one dispatcher exists, so a test without capture that logs first would
+        // silence that line for a capturing test on another thread. A second dispatcher that
+        // lives forever makes it ask every live subscriber.
+        static KEEP_ASKING_ALL: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        KEEP_ASKING_ALL.get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry()));
         let logs = Logs::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
