@@ -105,6 +105,7 @@ impl Exporter {
             exporter.set_pairs(config);
         }
         store.publish();
+        tokio::spawn(crate::store::run_publisher(store.clone(), shutdown.clone()));
         tokio::spawn(sweep_staleness(store, shutdown));
         exporter
     }
@@ -191,6 +192,8 @@ impl Exporter {
                 let why = if new.accounts.iter().any(|a| a.name == name) {
                     "changed"
                 } else {
+                    // Its own series (requests, errors, durations) go with it.
+                    self.metrics.remove_account(&name);
                     "removed"
                 };
                 tracing::info!(account = %name, "reload: account {why}; its pollers stopped");
@@ -227,13 +230,13 @@ impl Exporter {
             Ok(config) => {
                 self.apply(config).await;
                 self.metrics.reload_result(true);
-                self.store.publish();
+                self.store.publish_and_wait().await;
                 tracing::info!("configuration reloaded");
                 Ok(())
             }
             Err(e) => {
                 self.metrics.reload_result(false);
-                self.store.publish();
+                self.store.publish_and_wait().await;
                 let reason = format!("{e:#}");
                 tracing::error!("reload failed, keeping the running configuration: {reason}");
                 Err(reason)
