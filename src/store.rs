@@ -395,8 +395,8 @@ impl Store {
 
     /// Every pair's state as last published (for the status page and `--once`): the same
     /// pairs and packages the current exposition shows.
-    pub fn pairs(&self) -> Arc<BTreeMap<PairKey, PairState>> {
-        self.published.load().pairs.clone()
+    pub fn pairs(&self) -> BTreeMap<PairKey, PairState> {
+        BTreeMap::clone(&self.published.load().pairs)
     }
 
     /// Published polls so far; `changed()` wakes when more are.

@@ -8,6 +8,7 @@ mod exporter;
 mod faults;
 mod prometheus_e2e;
 mod reload;
+mod scaling;
 mod soak;
 mod status_page;
 mod support;
