@@ -7,7 +7,7 @@ simulator's request log, drives /metrics with wrk from a second process side by 
 serving the same bytes, reads RSS and CPU from /proc, and prints one table.
 
 Needs: wrk and nginx (Debian: apt-get install wrk nginx-light).
-Usage: python3 bench/run.py [--quick] [--bin PATH] [startup] [cycles] [scrapes] [flat] [scale]
+Usage: python3 bench/run.py [--quick] [--no-build] [--bin PATH] [startup] [cycles] [scrapes] [flat] [scale]
        (no part named: all; --bin measures another build of the exporter, e.g. the base commit's)
 """
 
@@ -28,7 +28,7 @@ BIN = os.path.join(ROOT, "target/release/tencent-live-exporter")
 if "--bin" in sys.argv:
     BIN = os.path.abspath(sys.argv.pop(sys.argv.index("--bin") + 1))
     sys.argv.remove("--bin")
-SIM = os.path.join(ROOT, "target/release/examples/bench_simulator")
+SIM = os.environ.get("TLE_BENCH_SIM") or os.path.join(ROOT, "target/release/examples/bench_simulator")
 QUICK = "--quick" in sys.argv
 WRK_SECONDS = 4 if QUICK else 8
 ROWS = []
@@ -358,12 +358,17 @@ def scale():
         p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
         row(f"{accounts} accounts: scrape (gzip) while polling", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(latencies or [0]):.1f} ms ({len(latencies)} scrapes, {failures[0]} failed)",
             "p99 < 100 ms", p99 < 100 and failures[0] == 0)
-        m = metrics(port)
+        try:
+            m = metrics(port)
+        except OSError:
+            m = {}
+            print("  /metrics did not answer within 60 s", flush=True)
         ups = sum(1 for k, v in m.items() if k.startswith("tencent_live_up{") and v == 1)
         series = sum(1 for k in m if k.startswith("tencent_live_package_expiry_timestamp_seconds{"))
         row(f"{accounts} accounts: on /metrics at the end", f"{ups} of {pairs} pairs up, {series} of {pairs * 2} packages",
             "all", ups == pairs and series == pairs * 2)
-        nginx_side_by_side(port, f"{accounts} accounts", seconds=4)
+        if m:
+            nginx_side_by_side(port, f"{accounts} accounts", seconds=4)
         rss, hwm = proc_status(exp.pid)
         row(f"{accounts} accounts: RSS", f"{rss / 1024:.1f} MiB (peak {hwm / 1024:.1f} MiB)", "peak < 128 MiB at 1,000 accounts", hwm < 128 * 1024)
         stop(exp)
@@ -374,7 +379,10 @@ def main():
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: apt-get install wrk nginx-light")
-    subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "tencent-live-exporter", "--example", "bench_simulator"], cwd=ROOT, check=True)
+    if "--no-build" in sys.argv:
+        sys.argv.remove("--no-build")
+    else:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "tencent-live-exporter", "--example", "bench_simulator"], cwd=ROOT, check=True)
     print(f"exporter: {BIN}", flush=True)
     only = [a for a in sys.argv[1:] if not a.startswith("--")]
     try:
