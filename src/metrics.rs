@@ -711,6 +711,9 @@ mod tests {
         }
     }
 
+    /// (account index, query index, up, [(package id, kind index)]).
+    type PairSpec = (usize, usize, bool, Vec<(u8, usize)>);
+
     proptest::proptest! {
         /// Assembling per-pair pieces gives each family once, contiguous, with its HELP and TYPE
         /// once, and exactly one line per sample, whatever the pairs hold.
@@ -722,7 +725,7 @@ mod tests {
                 0..8,
             )
         ) {
-            let pairs: Vec<(usize, usize, bool, Vec<(u8, usize)>)> = pairs
+            let pairs: Vec<PairSpec> = pairs
                 .into_iter()
                 .map(|((a, q), (up, ps))| (a, q, up, ps))
                 .collect();
