@@ -7,7 +7,8 @@ simulator's request log, drives /metrics with wrk from a second process side by 
 serving the same bytes, reads RSS and CPU from /proc, and prints one table.
 
 Needs: wrk and nginx (Debian: apt-get install wrk nginx-light).
-Usage: python3 bench/run.py [--quick] [startup] [cycles] [scrapes] [flat]   (no part named: all)
+Usage: python3 bench/run.py [--quick] [--no-build] [--bin PATH] [startup] [cycles] [scrapes] [flat] [scale]
+       (no part named: all; --bin measures another build of the exporter, e.g. the base commit's)
 """
 
 import os
@@ -18,12 +19,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/tencent-live-exporter")
-SIM = os.path.join(ROOT, "target/release/examples/bench_simulator")
+if "--bin" in sys.argv:
+    BIN = os.path.abspath(sys.argv.pop(sys.argv.index("--bin") + 1))
+    sys.argv.remove("--bin")
+SIM = os.environ.get("TLE_BENCH_SIM") or os.path.join(ROOT, "target/release/examples/bench_simulator")
 QUICK = "--quick" in sys.argv
 WRK_SECONDS = 4 if QUICK else 8
 ROWS = []
@@ -56,17 +61,17 @@ def stop(p):
             p.kill()
 
 
-def start_sim(accounts, packages):
-    p = spawn([SIM, "127.0.0.1:0", str(accounts), str(packages)], stdout=subprocess.PIPE)
+def start_sim(accounts, packages, types=1):
+    p = spawn([SIM, "127.0.0.1:0", str(accounts), str(packages), str(types)], stdout=subprocess.PIPE)
     line = p.stdout.readline().decode()
     return p, line.strip().split()[-1]
 
 
-def start_exporter(sim_addr, accounts, interval="1h", types=("traffic",)):
+def start_exporter(sim_addr, accounts, interval="1h", types=("traffic",), rps=20):
     d = tempfile.mkdtemp(prefix="tle-bench-")
     cfg = os.path.join(d, "config.toml")
     with open(cfg, "w") as f:
-        f.write(f'[poll]\ninterval = "{interval}"\nrequests_per_second = 20\npage_size = 100\n')
+        f.write(f'[poll]\ninterval = "{interval}"\nrequests_per_second = {rps}\npage_size = 100\n')
         f.write("package_types = [" + ", ".join(f'"{t}"' for t in types) + "]\n")
         for a in range(accounts):
             f.write(f'[[accounts]]\nname = "a{a}"\nsecret_id = "AKIDbench{a}"\nsecret_key = "bench-key-{a}"\nendpoint = "http://{sim_addr}"\n')
@@ -76,15 +81,15 @@ def start_exporter(sim_addr, accounts, interval="1h", types=("traffic",)):
     return p, port, started
 
 
-def get(port, path="/metrics", headers=None):
+def get(port, path="/metrics", headers=None, timeout=5):
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
-    with urllib.request.urlopen(req, timeout=5) as r:
+    with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.read()
 
 
 def metrics(port):
     out = {}
-    for line in get(port).decode().splitlines():
+    for line in get(port, timeout=60).decode().splitlines():
         if line and not line.startswith("#"):
             k, v = line.rsplit(" ", 1)
             out[k] = float(v)
@@ -125,8 +130,36 @@ def cpu_seconds(pid):
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url, gzip):
-    args = ["wrk", "-t2", "-c8", f"-d{WRK_SECONDS}s", "--latency", url]
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def nginx_side_by_side(port, label, seconds=None):
+    """wrk against the exporter and against nginx serving the same bytes, plain and gzip."""
+    d = tempfile.mkdtemp(prefix="tle-nginx-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.chmod(d, 0o755)  # nginx's worker runs as an unprivileged user
+    plain = get(port, timeout=60)
+    gz = get(port, headers={"Accept-Encoding": "gzip"}, timeout=60)
+    for name, body in (("metrics", plain), ("metrics.gz", gz)):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(body)
+    ng, ng_port = nginx(d)
+    out = []
+    for gzip, name, size in ((False, "plain", len(plain)), (True, "gzip", len(gz))):
+        e_rps, e_p99 = wrk(f"http://127.0.0.1:{port}/metrics", gzip, seconds)
+        n_rps, n_p99 = wrk(f"http://127.0.0.1:{ng_port}/metrics", gzip, seconds)
+        out.append((name, size, e_rps, e_p99, n_rps, n_p99))
+        row(f"/metrics {name} ({size / 1024:.0f} KiB), {label}, 8 clients",
+            f"{e_rps:.0f} req/s = {e_rps / n_rps * 100:.0f}% of nginx ({n_rps:.0f}); p99 {e_p99:.2f} ms (nginx {n_p99:.2f})",
+            ">= 100% of nginx", e_rps >= n_rps)
+    stop(ng)
+    shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
+def wrk(url, gzip, seconds=None):
+    args = ["wrk", "-t2", "-c8", f"-d{seconds or WRK_SECONDS}s", "--timeout", "30s", "--latency", url]
     if gzip:
         args[1:1] = ["-H", "Accept-Encoding: gzip"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
@@ -281,14 +314,92 @@ def flat_over_polls():
     stop(sim)
 
 
+def scale():
+    """Many accounts x 3 query types at the default 60 s interval and 5 requests/second, against
+    a simulator that answers in about a millisecond: the cost of a poll as the total grows."""
+    sizes = [int(a) for a in os.environ.get("SCALE_ACCOUNTS", "10,100,1000").split(",")]
+    steady = 30 if QUICK else 60
+    for accounts in sizes:
+        pairs = accounts * 3
+        print(f"{accounts} accounts x 3 types", flush=True)
+        sim, addr = start_sim(accounts, 2, types=3)
+        sim_started = time.monotonic()
+        exp, port, started = start_exporter(addr, accounts, interval="60s", rps=5,
+                                            types=("traffic", "transcode", "co_anchoring"))
+        offset_ms = (started - sim_started) * 1000
+        # A Prometheus-like scraper: one gzip scrape a second, timed, for the whole run.
+        latencies, failures, done = [], [0], threading.Event()
+
+        def scraper():
+            while not done.is_set():
+                t = time.monotonic()
+                try:
+                    get(port, headers={"Accept-Encoding": "gzip"}, timeout=60)
+                    latencies.append((time.monotonic() - t) * 1000)
+                except OSError:
+                    if time.monotonic() - started > 2:
+                        failures[0] += 1
+                done.wait(max(0.0, 1.0 - (time.monotonic() - t)))
+
+        th = threading.Thread(target=scraper, daemon=True)
+        th.start()
+        # Every pair's first poll, from the simulator's log (each pair is one request).
+        first_round = None
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            log = [l for l in sim_log(addr) if l[2] == "ok"]
+            firsts = {}
+            for l in log:
+                firsts.setdefault((l[0], l[4]), float(l[3]))
+            if len(firsts) >= pairs:
+                first_round = (max(firsts.values()) - offset_ms) / 1000
+                break
+            time.sleep(1)
+        row(f"{accounts} accounts: every pair's first poll", f"{first_round:.1f} s" if first_round else "not within 300 s",
+            "< 60 s (one interval)", first_round is not None and first_round < 60)
+        # Steady state: one interval of polls, CPU from /proc, polls from the simulator.
+        cpu0, polls0, t0 = cpu_seconds(exp.pid), len(sim_log(addr)), time.monotonic()
+        time.sleep(steady)
+        cpu1, polls1, t1 = cpu_seconds(exp.pid), len(sim_log(addr)), time.monotonic()
+        share = (cpu1 - cpu0) / (t1 - t0)
+        per_poll = (cpu1 - cpu0) / max(1, polls1 - polls0)
+        row(f"{accounts} accounts: exporter CPU in steady state", f"{share * 100:.1f}% of a core ({polls1 - polls0} polls in {t1 - t0:.0f} s)",
+            "< 10% at 1,000 accounts", share < 0.10)
+        row(f"{accounts} accounts: CPU per pair poll", f"{per_poll * 1000:.2f} ms", "flat as accounts grow", None)
+        done.set()
+        th.join()
+        p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        row(f"{accounts} accounts: scrape (gzip) while polling", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(latencies or [0]):.1f} ms ({len(latencies)} scrapes, {failures[0]} failed)",
+            "p99 < 100 ms", p99 < 100 and failures[0] == 0)
+        try:
+            m = metrics(port)
+        except OSError:
+            m = {}
+            print("  /metrics did not answer within 60 s", flush=True)
+        ups = sum(1 for k, v in m.items() if k.startswith("tencent_live_up{") and v == 1)
+        series = sum(1 for k in m if k.startswith("tencent_live_package_expiry_timestamp_seconds{"))
+        row(f"{accounts} accounts: on /metrics at the end", f"{ups} of {pairs} pairs up, {series} of {pairs * 2} packages",
+            "all", ups == pairs and series == pairs * 2)
+        if m:
+            nginx_side_by_side(port, f"{accounts} accounts", seconds=4)
+        rss, hwm = proc_status(exp.pid)
+        row(f"{accounts} accounts: RSS", f"{rss / 1024:.1f} MiB (peak {hwm / 1024:.1f} MiB)", "peak < 128 MiB at 1,000 accounts", hwm < 128 * 1024)
+        stop(exp)
+        stop(sim)
+
+
 def main():
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: apt-get install wrk nginx-light")
-    subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "tencent-live-exporter", "--example", "bench_simulator"], cwd=ROOT, check=True)
+    if "--no-build" in sys.argv:
+        sys.argv.remove("--no-build")
+    else:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "tencent-live-exporter", "--example", "bench_simulator"], cwd=ROOT, check=True)
+    print(f"exporter: {BIN}", flush=True)
     only = [a for a in sys.argv[1:] if not a.startswith("--")]
     try:
-        for name, part in (("startup", startup), ("cycles", poll_cycles), ("budget", poll_budget), ("scrapes", scrapes_and_memory), ("flat", flat_over_polls)):
+        for name, part in (("startup", startup), ("cycles", poll_cycles), ("budget", poll_budget), ("scrapes", scrapes_and_memory), ("flat", flat_over_polls), ("scale", scale)):
             if not only or name in only:
                 part()
     finally:

@@ -113,6 +113,7 @@ impl Exporter {
             log_budgets(config);
         }
         store.publish();
+        tokio::spawn(crate::store::run_publisher(store.clone(), shutdown.clone()));
         tokio::spawn(sweep_staleness(store, shutdown));
         exporter
     }
@@ -194,10 +195,12 @@ impl Exporter {
                 running.accounts.insert(name, account);
             } else {
                 account.pollers.stop().await;
-                let why = reload_reason(
-                    &account.config,
-                    new.accounts.iter().find(|a| a.name == name),
-                );
+                let new_config = new.accounts.iter().find(|a| a.name == name);
+                if new_config.is_none() {
+                    // Its own series (requests, errors, durations) go with it.
+                    self.metrics.remove_account(&name);
+                }
+                let why = reload_reason(&account.config, new_config);
                 tracing::info!(account = %name, "reload: {why}; its pollers stopped");
             }
         }
@@ -236,13 +239,13 @@ impl Exporter {
             Ok(config) => {
                 self.apply(config).await;
                 self.metrics.reload_result(true);
-                self.store.publish();
+                self.store.publish_and_wait().await;
                 tracing::info!("configuration reloaded");
                 Ok(())
             }
             Err(e) => {
                 self.metrics.reload_result(false);
-                self.store.publish();
+                self.store.publish_and_wait().await;
                 let reason = format!("{e:#}");
                 tracing::error!("reload failed, keeping the running configuration: {reason}");
                 Err(reason)

@@ -10,7 +10,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::packages::{Package, QueryType, TrafficBillMode};
+use crate::packages::{Package, PackageKind, QueryType, TrafficBillMode};
 
 /// `Content-Type` of the text exposition format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -181,6 +181,37 @@ impl ExporterMetrics {
             .inc();
     }
 
+    /// Drops every series labelled with `account` (an account removed by a reload), so that
+    /// its counters do not stay on `/metrics` forever.
+    pub fn remove_account(&self, account: &str) {
+        use prometheus::core::Collector as _;
+        let _ = self.requests.remove_label_values(&[account]);
+        let _ = self.duration.remove_label_values(&[account]);
+        // The crate has no removal by partial match: find the account's label sets among the
+        // series and remove each whole. Every vec labelled by `account` is listed here.
+        for vec in [&self.errors, &self.invalid_fields, &self.list_rereads] {
+            let label_sets: Vec<Vec<(String, String)>> = vec
+                .collect()
+                .iter()
+                .flat_map(|family| family.get_metric())
+                .map(|m| {
+                    m.get_label()
+                        .iter()
+                        .map(|l| (l.name().to_owned(), l.value().to_owned()))
+                        .collect::<Vec<_>>()
+                })
+                .filter(|labels| labels.iter().any(|(n, v)| n == "account" && v == account))
+                .collect();
+            for labels in label_sets {
+                let labels: std::collections::HashMap<&str, &str> = labels
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                let _ = vec.remove(&labels);
+            }
+        }
+    }
+
     fn gather(&self) -> Vec<MetricFamily> {
         self.registry.gather()
     }
@@ -281,23 +312,241 @@ impl Writer {
     }
 }
 
-/// One package to export, with its labels resolved once.
-struct Row<'a> {
-    account: &'a str,
-    package: &'a Package,
-    kind: String,
-    status: String,
+/// Index of the first package family in [`families`]; the ones before are per pair.
+const FIRST_PACKAGE_FAMILY: usize = 5;
+
+/// Number of families a pair contributes to, in exposition order.
+pub const FAMILY_COUNT: usize = FIRST_PACKAGE_FAMILY + PACKAGE_FAMILIES.len();
+
+type Field = fn(&Package) -> Option<Value>;
+
+/// The package families: name, which unit they take (`Some(true)` bytes only, `Some(false)`
+/// time only, `None` both), and the field they export.
+const PACKAGE_FAMILIES: [(&str, Option<bool>, Field); 10] = [
+    ("tencent_live_package_quota_bytes", Some(true), |p| {
+        p.quota.map(Value::Uint)
+    }),
+    ("tencent_live_package_used_bytes", Some(true), |p| {
+        p.used.map(Value::Uint)
+    }),
+    ("tencent_live_package_remaining_bytes", Some(true), |p| {
+        p.remaining.map(Value::Uint)
+    }),
+    ("tencent_live_package_quota_seconds", Some(false), |p| {
+        p.quota.map(Value::Uint)
+    }),
+    ("tencent_live_package_used_seconds", Some(false), |p| {
+        p.used.map(Value::Uint)
+    }),
+    ("tencent_live_package_remaining_seconds", Some(false), |p| {
+        p.remaining.map(Value::Uint)
+    }),
+    ("tencent_live_package_expiry_timestamp_seconds", None, |p| {
+        p.expires_at.map(Value::Int)
+    }),
+    (
+        "tencent_live_package_purchase_timestamp_seconds",
+        None,
+        |p| p.purchased_at.map(Value::Int),
+    ),
+    ("tencent_live_package_auto_renew", None, |p| {
+        p.auto_renew.map(Value::Int)
+    }),
+    ("tencent_live_package_renewal_result", None, |p| {
+        p.renewal_result.map(Value::Int)
+    }),
+];
+
+/// Every family of package and pair series, in exposition order: (name, HELP text).
+fn families() -> [(&'static str, String); FAMILY_COUNT] {
+    let amount_help =
+        |what: &str, unit: &str, of: &str| format!("{what} of a {of} package in {unit}. {CACHED}");
+    let time_packages = "transcode or co-anchoring";
+    [
+        (
+            "tencent_live_up",
+            "1 when the latest poll of this account and query type succeeded, else 0.".into(),
+        ),
+        (
+            "tencent_live_exporter_last_success_timestamp_seconds",
+            "Unix time of the last successful poll of this account and query type.".into(),
+        ),
+        (
+            "tencent_live_exporter_poll_duration_seconds",
+            "Duration of the latest poll of this account and query type, all pages.".into(),
+        ),
+        (
+            "tencent_live_package_bill_mode",
+            format!(
+                "PackageBillMode of this account and query type (-1 or 0 none, 201..206, 304). {CACHED}"
+            ),
+        ),
+        (
+            "tencent_live_traffic_bill_mode",
+            format!(
+                "Traffic bill mode by product (standard, leb) and area (mainland, overseas), from FluxPackageBillMode. {CACHED}"
+            ),
+        ),
+        (
+            PACKAGE_FAMILIES[0].0,
+            amount_help("Total quota", "bytes", "traffic"),
+        ),
+        (
+            PACKAGE_FAMILIES[1].0,
+            amount_help("Used amount", "bytes", "traffic"),
+        ),
+        (
+            PACKAGE_FAMILIES[2].0,
+            amount_help("Remaining amount", "bytes", "traffic"),
+        ),
+        (
+            PACKAGE_FAMILIES[3].0,
+            amount_help("Total quota", "seconds", time_packages),
+        ),
+        (
+            PACKAGE_FAMILIES[4].0,
+            amount_help("Used amount", "seconds", time_packages),
+        ),
+        (
+            PACKAGE_FAMILIES[5].0,
+            amount_help("Remaining amount", "seconds", time_packages),
+        ),
+        (
+            PACKAGE_FAMILIES[6].0,
+            format!("Unix time the package expires (ExpireTime, Beijing time). {CACHED}"),
+        ),
+        (
+            PACKAGE_FAMILIES[7].0,
+            format!("Unix time the package was bought (BuyTime, Beijing time). {CACHED}"),
+        ),
+        (
+            PACKAGE_FAMILIES[8].0,
+            format!("1 when the package renews automatically (WillRenew), else 0. {CACHED}"),
+        ),
+        (
+            PACKAGE_FAMILIES[9].0,
+            format!("RenewalResult: 1 renewed, 0 not yet, negative failed. {CACHED}"),
+        ),
+    ]
 }
 
-/// Encodes the whole exposition: per-pair state, package series, then the exporter's metrics.
-/// `size_hint` is the previous encoding's length, so the buffer is allocated once.
-pub fn encode(pairs: &[PairSeries<'_>], exporter: &ExporterMetrics) -> Vec<u8> {
-    encode_with_hint(pairs, exporter, 0)
+/// The samples of one (account, query type) pair, family by family, without HELP/TYPE lines:
+/// what a poll changes. [`assemble`] joins the pieces of all pairs into the exposition.
+#[derive(Debug, Clone, Default)]
+pub struct PairPiece {
+    /// The sample lines of every family, one after the other.
+    buf: Vec<u8>,
+    /// Where each family's lines end in `buf` (they begin where the previous one ends).
+    ends: [usize; FAMILY_COUNT],
 }
 
-/// [`encode`] into a buffer of `size_hint` bytes to begin with.
-pub fn encode_with_hint(
-    pairs: &[PairSeries<'_>],
+impl PairPiece {
+    /// The sample lines of family `i` (in [`families`] order).
+    fn family(&self, i: usize) -> &[u8] {
+        let start = i
+            .checked_sub(1)
+            .and_then(|j| self.ends.get(j))
+            .copied()
+            .unwrap_or(0);
+        let end = self.ends.get(i).copied().unwrap_or(start);
+        self.buf.get(start..end).unwrap_or_default()
+    }
+
+    /// Bytes of sample lines this piece holds.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+/// Encodes one pair's series. A package for which `skip(kind, id)` holds is left out (it is
+/// already exported by another pair of the same account); within the pair, a package id that
+/// comes twice gives one series, since a duplicate series makes Prometheus reject the scrape.
+pub fn encode_pair(pair: &PairSeries<'_>, skip: &dyn Fn(PackageKind, &str) -> bool) -> PairPiece {
+    let mut w = Writer {
+        buf: Vec::with_capacity(512 + pair.packages.map_or(0, |p| p.len() * 1024)),
+        family_start: 0,
+        family_samples: 0,
+    };
+    let mut ends = [0; FAMILY_COUNT];
+    let pair_labels = [
+        ("account", pair.account),
+        ("package_type", pair.query.label()),
+    ];
+    let pair_values = [
+        Some(Value::Int(i64::from(pair.up))),
+        pair.last_success_unix.map(Value::Float),
+        pair.poll_duration_seconds.map(Value::Float),
+        pair.bill_mode.map(Value::Int),
+    ];
+    let names = |i: usize| match i {
+        0 => "tencent_live_up",
+        1 => "tencent_live_exporter_last_success_timestamp_seconds",
+        2 => "tencent_live_exporter_poll_duration_seconds",
+        _ => "tencent_live_package_bill_mode",
+    };
+    for (i, value) in pair_values.into_iter().enumerate() {
+        if let Some(v) = value {
+            w.sample(names(i), &pair_labels, v);
+        }
+        if let Some(end) = ends.get_mut(i) {
+            *end = w.buf.len();
+        }
+    }
+    for m in pair.traffic_bill_modes {
+        w.sample(
+            "tencent_live_traffic_bill_mode",
+            &[
+                ("account", pair.account),
+                ("product", m.product),
+                ("area", m.area),
+            ],
+            Value::Int(m.mode),
+        );
+    }
+    if let Some(end) = ends.get_mut(FIRST_PACKAGE_FAMILY - 1) {
+        *end = w.buf.len();
+    }
+
+    // One row per package, labels resolved once.
+    let mut seen: HashSet<(PackageKind, &str)> = HashSet::new();
+    let rows: Vec<(&Package, String, String)> = pair
+        .packages
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| !skip(p.kind, &p.id) && seen.insert((p.kind, p.id.as_str())))
+        .map(|p| (p, p.kind.label(), p.status.label()))
+        .collect();
+    for (f, (name, bytes, field)) in PACKAGE_FAMILIES.iter().enumerate() {
+        for (package, kind, status) in &rows {
+            if bytes.is_some_and(|b| b != package.unit.is_bytes()) {
+                continue;
+            }
+            if let Some(v) = field(package) {
+                let labels = [
+                    ("account", pair.account),
+                    ("package_type", kind.as_str()),
+                    ("package_id", package.id.as_str()),
+                    ("status", status.as_str()),
+                ];
+                w.sample(name, &labels, v);
+            }
+        }
+        if let Some(end) = ends.get_mut(FIRST_PACKAGE_FAMILY + f) {
+            *end = w.buf.len();
+        }
+    }
+    PairPiece { buf: w.buf, ends }
+}
+
+/// Joins pair pieces into the exposition: family by family, each with its HELP and TYPE once
+/// (a family no piece has samples of is left out), then the exporter's own metrics. `size_hint`
+/// is the previous exposition's length, so the buffer is allocated once. Copies bytes only.
+pub fn assemble<'a>(
+    pieces: impl Iterator<Item = &'a PairPiece> + Clone,
     exporter: &ExporterMetrics,
     size_hint: usize,
 ) -> Vec<u8> {
@@ -306,177 +555,39 @@ pub fn encode_with_hint(
         family_start: 0,
         family_samples: 0,
     };
-
-    // A duplicate series makes Prometheus reject the whole scrape: one row per package.
-    let mut seen: HashSet<(&str, &str, String)> = HashSet::new();
-    let mut rows: Vec<Row<'_>> = Vec::new();
-    for pair in pairs {
-        for p in pair.packages.unwrap_or_default() {
-            let kind = p.kind.label();
-            if seen.insert((pair.account, p.id.as_str(), kind.clone())) {
-                rows.push(Row {
-                    account: pair.account,
-                    package: p,
-                    kind,
-                    status: p.status.label(),
-                });
-            }
-        }
-    }
-    drop(seen);
-
-    let pair_family = |w: &mut Writer,
-                       name: &str,
-                       help: &str,
-                       value: &dyn Fn(&PairSeries<'_>) -> Option<Value>| {
+    for (i, (name, help)) in families().iter().enumerate() {
         w.family(name, help);
-        for pair in pairs {
-            if let Some(v) = value(pair) {
-                w.sample(
-                    name,
-                    &[
-                        ("account", pair.account),
-                        ("package_type", pair.query.label()),
-                    ],
-                    v,
-                );
-            }
-        }
-        w.end_family();
-    };
-    pair_family(
-        &mut w,
-        "tencent_live_up",
-        "1 when the latest poll of this account and query type succeeded, else 0.",
-        &|p| Some(Value::Int(i64::from(p.up))),
-    );
-    pair_family(
-        &mut w,
-        "tencent_live_exporter_last_success_timestamp_seconds",
-        "Unix time of the last successful poll of this account and query type.",
-        &|p| p.last_success_unix.map(Value::Float),
-    );
-    pair_family(
-        &mut w,
-        "tencent_live_exporter_poll_duration_seconds",
-        "Duration of the latest poll of this account and query type, all pages.",
-        &|p| p.poll_duration_seconds.map(Value::Float),
-    );
-    pair_family(
-        &mut w,
-        "tencent_live_package_bill_mode",
-        &format!(
-            "PackageBillMode of this account and query type (-1 or 0 none, 201..206, 304). {CACHED}"
-        ),
-        &|p| p.bill_mode.map(Value::Int),
-    );
-    let name = "tencent_live_traffic_bill_mode";
-    w.family(name, &format!("Traffic bill mode by product (standard, leb) and area (mainland, overseas), from FluxPackageBillMode. {CACHED}"));
-    for pair in pairs {
-        for m in pair.traffic_bill_modes {
-            w.sample(
-                name,
-                &[
-                    ("account", pair.account),
-                    ("product", m.product),
-                    ("area", m.area),
-                ],
-                Value::Int(m.mode),
-            );
-        }
-    }
-    w.end_family();
-
-    let amount_help =
-        |what: &str, unit: &str, of: &str| format!("{what} of a {of} package in {unit}. {CACHED}");
-    let time_packages = "transcode or co-anchoring";
-    type Field = fn(&Package) -> Option<Value>;
-    let families: [(&str, String, Option<bool>, Field); 10] = [
-        (
-            "tencent_live_package_quota_bytes",
-            amount_help("Total quota", "bytes", "traffic"),
-            Some(true),
-            |p| p.quota.map(Value::Uint),
-        ),
-        (
-            "tencent_live_package_used_bytes",
-            amount_help("Used amount", "bytes", "traffic"),
-            Some(true),
-            |p| p.used.map(Value::Uint),
-        ),
-        (
-            "tencent_live_package_remaining_bytes",
-            amount_help("Remaining amount", "bytes", "traffic"),
-            Some(true),
-            |p| p.remaining.map(Value::Uint),
-        ),
-        (
-            "tencent_live_package_quota_seconds",
-            amount_help("Total quota", "seconds", time_packages),
-            Some(false),
-            |p| p.quota.map(Value::Uint),
-        ),
-        (
-            "tencent_live_package_used_seconds",
-            amount_help("Used amount", "seconds", time_packages),
-            Some(false),
-            |p| p.used.map(Value::Uint),
-        ),
-        (
-            "tencent_live_package_remaining_seconds",
-            amount_help("Remaining amount", "seconds", time_packages),
-            Some(false),
-            |p| p.remaining.map(Value::Uint),
-        ),
-        (
-            "tencent_live_package_expiry_timestamp_seconds",
-            format!("Unix time the package expires (ExpireTime, Beijing time). {CACHED}"),
-            None,
-            |p| p.expires_at.map(Value::Int),
-        ),
-        (
-            "tencent_live_package_purchase_timestamp_seconds",
-            format!("Unix time the package was bought (BuyTime, Beijing time). {CACHED}"),
-            None,
-            |p| p.purchased_at.map(Value::Int),
-        ),
-        (
-            "tencent_live_package_auto_renew",
-            format!("1 when the package renews automatically (WillRenew), else 0. {CACHED}"),
-            None,
-            |p| p.auto_renew.map(Value::Int),
-        ),
-        (
-            "tencent_live_package_renewal_result",
-            format!("RenewalResult: 1 renewed, 0 not yet, negative failed. {CACHED}"),
-            None,
-            |p| p.renewal_result.map(Value::Int),
-        ),
-    ];
-    for (name, help, bytes, field) in &families {
-        w.family(name, help);
-        for row in &rows {
-            if bytes.is_some_and(|b| b != row.package.unit.is_bytes()) {
-                continue;
-            }
-            if let Some(v) = field(row.package) {
-                let labels = [
-                    ("account", row.account),
-                    ("package_type", row.kind.as_str()),
-                    ("package_id", row.package.id.as_str()),
-                    ("status", row.status.as_str()),
-                ];
-                w.sample(name, &labels, v);
+        for piece in pieces.clone() {
+            let lines = piece.family(i);
+            if !lines.is_empty() {
+                w.family_samples += 1;
+                w.buf.extend_from_slice(lines);
             }
         }
         w.end_family();
     }
-
     // The exporter's own counters and histogram: few series, encoded by the prometheus crate.
     TextEncoder::new()
         .encode(&exporter.gather(), &mut w.buf)
         .expect("encoding into a Vec cannot fail for well-formed families");
     w.buf
+}
+
+/// Encodes the whole exposition at once: per-pair state, package series, then the exporter's
+/// metrics. A package exported by an earlier pair of the same account is not repeated.
+pub fn encode(pairs: &[PairSeries<'_>], exporter: &ExporterMetrics) -> Vec<u8> {
+    let mut seen: HashSet<(&str, PackageKind, &str)> = HashSet::new();
+    let pieces: Vec<PairPiece> = pairs
+        .iter()
+        .map(|pair| {
+            let piece = encode_pair(pair, &|kind, id| seen.contains(&(pair.account, kind, id)));
+            for p in pair.packages.unwrap_or_default() {
+                seen.insert((pair.account, p.kind, p.id.as_str()));
+            }
+            piece
+        })
+        .collect();
+    assemble(pieces.iter(), exporter, 0)
 }
 
 #[cfg(test)]
@@ -613,5 +724,99 @@ mod tests {
         assert!(out.contains(
             r#"tencent_live_exporter_invalid_fields_total{account="busy",field="Total"} 1"#
         ));
+    }
+
+    #[test]
+    fn removing_an_account_removes_all_its_own_series_and_only_its() {
+        let m = ExporterMetrics::new();
+        for account in ["gone", "kept"] {
+            m.init_account(account);
+            m.api_request(account);
+            m.api_duration(account, 0.2);
+            m.api_error(account, "timeout");
+            m.api_error(account, "http_503");
+            m.invalid_field(account, "Total");
+        }
+        m.remove_account("gone");
+        let out = String::from_utf8(encode(&[], &m)).unwrap();
+        assert!(!out.contains(r#"account="gone""#), "{out}");
+        for series in [
+            r#"tencent_live_exporter_api_requests_total{account="kept"} 1"#,
+            r#"tencent_live_exporter_api_request_errors_total{account="kept",code="http_503"} 1"#,
+            r#"tencent_live_exporter_api_request_errors_total{account="kept",code="timeout"} 1"#,
+            r#"tencent_live_exporter_invalid_fields_total{account="kept",field="Total"} 1"#,
+            r#"tencent_live_exporter_api_request_duration_seconds_count{account="kept"} 1"#,
+        ] {
+            assert!(out.lines().any(|l| l == series), "missing {series}\n{out}");
+        }
+    }
+
+    /// (account index, query index, up, [(package id, kind index)]).
+    type PairSpec = (usize, usize, bool, Vec<(u8, usize)>);
+
+    proptest::proptest! {
+        /// Assembling per-pair pieces gives each family once, contiguous, with its HELP and TYPE
+        /// once, and exactly one line per sample, whatever the pairs hold.
+        #[test]
+        fn pieces_assemble_into_contiguous_families(
+            pairs in proptest::collection::btree_map(
+                (0..3usize, 0..3usize),
+                (proptest::bool::ANY, proptest::collection::vec((0..6u8, 0..4usize), 0..5)),
+                0..8,
+            )
+        ) {
+            let pairs: Vec<PairSpec> = pairs
+                .into_iter()
+                .map(|((a, q), (up, ps))| (a, q, up, ps))
+                .collect();
+            let kinds = [
+                (PackageKind::Traffic, Unit::Bytes),
+                (PackageKind::Transcode, Unit::Minutes),
+                (PackageKind::CoAnchoring, Unit::Hours),
+                (PackageKind::TopSpeedCodec, Unit::Minutes),
+            ];
+            let accounts = ["a", "b", "c"];
+            let lists: Vec<Vec<Package>> = pairs
+                .iter()
+                .map(|(_, _, _, ps)| {
+                    ps.iter()
+                        .map(|(id, k)| pkg(&format!("p{id}"), kinds[*k].0, kinds[*k].1))
+                        .collect()
+                })
+                .collect();
+            let series: Vec<PairSeries<'_>> = pairs
+                .iter()
+                .zip(&lists)
+                .map(|((a, q, up, _), list)| PairSeries {
+                    account: accounts[*a],
+                    query: QueryType::ALL[*q],
+                    up: *up,
+                    last_success_unix: Some(1.0),
+                    poll_duration_seconds: None,
+                    bill_mode: None,
+                    traffic_bill_modes: &[],
+                    packages: Some(list),
+                })
+                .collect();
+            let out = text(&series);
+            let mut finished: HashSet<&str> = HashSet::new();
+            let mut current = "";
+            let mut samples: HashSet<&str> = HashSet::new();
+            for line in out.lines() {
+                if let Some(rest) = line.strip_prefix("# HELP ") {
+                    let name = rest.split(' ').next().unwrap();
+                    proptest::prop_assert!(finished.insert(name), "{name} twice:\n{out}");
+                    current = name;
+                } else if !line.starts_with('#') {
+                    let name = line.split(['{', ' ']).next().unwrap();
+                    proptest::prop_assert!(
+                        name.starts_with(current),
+                        "{name} outside its family {current}:\n{out}"
+                    );
+                    let series = line.rsplit_once(' ').unwrap().0;
+                    proptest::prop_assert!(samples.insert(series), "duplicate {series}:\n{out}");
+                }
+            }
+        }
     }
 }

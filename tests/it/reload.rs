@@ -291,3 +291,44 @@ async fn two_concurrent_reloads_apply_in_order() {
     );
     exporter.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_removed_accounts_own_series_go_too() {
+    let h = Harness::in_process(
+        sim(),
+        &[A, B],
+        "interval = \"5m\"\npackage_types = [\"traffic\"]",
+    );
+    h.first_polls().await;
+    let m = h.scrape().await;
+    assert_eq!(
+        m.value(r#"tencent_live_exporter_api_requests_total{account="b"}"#),
+        1.0
+    );
+    let mut published = h.exporter.store().subscribe_published();
+    h.rewrite_config(&[A], "interval = \"5m\"\npackage_types = [\"traffic\"]");
+    assert_eq!(h.call("POST", "/-/reload").await.0, 200);
+    let of_b = |m: &crate::support::Samples| -> Vec<String> {
+        m.0.keys()
+            .filter(|k| k.contains("account=\"b\""))
+            .cloned()
+            .collect()
+    };
+    let waited = tokio::time::timeout(Duration::from_secs(5), async {
+        while !of_b(&h.scrape().await).is_empty() {
+            published.changed().await.unwrap();
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "series of b stay: {:?}",
+        of_b(&h.scrape().await)
+    );
+    let m = h.scrape().await;
+    assert_eq!(
+        m.value(r#"tencent_live_exporter_api_requests_total{account="a"}"#),
+        1.0,
+        "the remaining account keeps its counters"
+    );
+}
