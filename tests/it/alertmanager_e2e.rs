@@ -13,7 +13,7 @@
 //!   but a 1 TB package queued behind it.
 //!
 //! To finish in seconds, the exporter polls every 2 s, Prometheus scrapes and evaluates every
-//! second, the `for` of the four pool alerts is 2s (10s for the warning twin; the health alerts
+//! second, the `for` of the four pool alerts is 2s (5s for the warning twin; the health alerts
 //! keep theirs) and
 //! Alertmanager's `group_wait` / `group_interval` are 1s; everything else is the shipped files.
 //! External servers cannot be driven, so the test asks their APIs (and its receiver) every
@@ -44,7 +44,7 @@ const QUIET_WINDOW: Duration = Duration::from_secs(5);
 /// warning twin waits longer than the critical alert, so it fires while the critical one is
 /// already active: that is when Alertmanager must hold it back.
 const POOL_ALERTS: &[(&str, &str)] = &[
-    ("TencentLiveRunwayLow", "10s"),
+    ("TencentLiveRunwayLow", "5s"),
     ("TencentLiveRunwayCritical", "2s"),
     ("TencentLivePayAsYouGo", "2s"),
     ("TencentLiveQuotaExpiringUnused", "2s"),

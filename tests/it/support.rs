@@ -1,12 +1,13 @@
 //! The harness: a simulator and a real exporter, either over loopback sockets (real time) or
 //! with the in-process transport (no sockets, so `tokio::time::pause` controls every clock).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,6 +19,8 @@ use tencent_live_exporter::tencent::client::{Transport, http_client};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
 
 /// Generous bound on anything a test waits for; a hang fails instead of blocking CI.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -299,8 +302,13 @@ pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// Collects log lines (the test runtime is single-threaded: a thread-local default subscriber
-/// sees every task).
+/// The log lines of one test. Tracing caches each callsite's interest once per process, so a
+/// per-test (thread-local) subscriber misses events whose callsite another test registered first.
+/// Instead ONE global subscriber at TRACE is installed (once, before the first capture) and routes
+/// each event to the capture of the thread it happens on: each test runs on its own thread, and a
+/// current-thread runtime (the `#[tokio::test]` default) runs every task of that test there.
+/// Events of other threads (`spawn_blocking`, multi-thread runtime workers) are not captured, so
+/// [`Logs::capture`] refuses to run inside a multi-thread runtime.
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
 
@@ -314,25 +322,123 @@ impl Write for Logs {
     }
 }
 
+thread_local! {
+    /// The capture of this thread's test and the most verbose level it keeps.
+    static CAPTURE: RefCell<Option<(Logs, tracing::Level)>> = const { RefCell::new(None) };
+}
+
+/// Writes to the capture of the current thread (nothing when it has none).
+struct ThreadCapture;
+
+impl<'a> MakeWriter<'a> for ThreadCapture {
+    type Writer = Box<dyn Write>;
+    fn make_writer(&'a self) -> Self::Writer {
+        match CAPTURE.with(|c| c.borrow().as_ref().map(|(logs, _)| logs.clone())) {
+            Some(logs) => Box::new(logs),
+            None => Box::new(std::io::sink()),
+        }
+    }
+}
+
+/// Whether the current thread captures events of this level.
+fn captured(meta: &tracing::Metadata<'_>) -> bool {
+    CAPTURE.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|(_, level)| meta.level() <= level)
+    })
+}
+
+/// Installs the routing subscriber as the process's global default, once. Its filter is dynamic
+/// (evaluated per event: `filter_fn` would cache its first answer per callsite), so every
+/// callsite's cached interest is "sometimes", whichever test registered it.
+fn route_logs() {
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    let installed = *INSTALLED.get_or_init(|| {
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(ThreadCapture)
+            .with_filter(
+                tracing_subscriber::filter::dynamic_filter_fn(|meta, _| captured(meta))
+                    .with_callsite_filter(|_| tracing::subscriber::Interest::sometimes()),
+            );
+        let ok =
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+                .is_ok();
+        // Interest cached by callsites registered while the subscriber was being installed.
+        tracing::callsite::rebuild_interest_cache();
+        ok
+    });
+    assert!(
+        installed,
+        "another global tracing subscriber was installed first"
+    );
+}
+
+/// Ends a capture: the thread's previous capture (if any) is restored.
+pub struct CaptureGuard(Option<(Logs, tracing::Level)>);
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CAPTURE.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
 impl Logs {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
-    pub fn capture(level: tracing::Level) -> (Logs, tracing::subscriber::DefaultGuard) {
-        // tracing-core decides a callsite's interest from the registering thread's subscriber
-        // alone while just one dispatcher exists, so a test without capture that logs first would
-        // silence that line for a capturing test on another thread. A second dispatcher that
-        // lives forever makes it ask every live subscriber.
-        static KEEP_ASKING_ALL: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
-        KEEP_ASKING_ALL.get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry()));
+    /// Captures the events of the current thread at `level` and above, until the guard drops.
+    /// Panics inside a multi-thread runtime, whose tasks run on other threads.
+    pub fn capture(level: tracing::Level) -> (Logs, CaptureGuard) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            assert!(
+                matches!(
+                    runtime.runtime_flavor(),
+                    tokio::runtime::RuntimeFlavor::CurrentThread
+                ),
+                "Logs::capture sees the events of the test's own thread only: use a current-thread runtime"
+            );
+        }
+        route_logs();
         let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
+        let previous = CAPTURE.with(|c| c.borrow_mut().replace((logs.clone(), level)));
+        (logs, CaptureGuard(previous))
+    }
+}
+
+/// Captures are per test, whichever tests run beside them, and keep only their level.
+#[test]
+fn each_thread_captures_its_own_events_at_its_level() {
+    let threads: Vec<_> = [("one", tracing::Level::INFO), ("two", tracing::Level::WARN)]
+        .into_iter()
+        .map(|(name, level)| {
+            std::thread::spawn(move || {
+                let (logs, guard) = Logs::capture(level);
+                for _ in 0..100 {
+                    tracing::info!("info from {name}");
+                    tracing::warn!("warn from {name}");
+                    std::thread::yield_now();
+                }
+                drop(guard);
+                tracing::warn!("after the capture of {name}");
+                (name, logs.text())
+            })
+        })
+        .collect();
+    for thread in threads {
+        let (name, text) = thread.join().unwrap();
+        let other = if name == "one" { "two" } else { "one" };
+        assert_eq!(
+            text.matches(&format!("warn from {name}")).count(),
+            100,
+            "{text}"
+        );
+        let infos = text.matches(&format!("info from {name}")).count();
+        assert_eq!(infos, if name == "one" { 100 } else { 0 }, "{text}");
+        assert!(!text.contains(other), "{text}");
+        assert!(!text.contains("after the capture"), "{text}");
     }
 }
