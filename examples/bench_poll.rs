@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use tencent_live_exporter::app::Exporter;
-use tencent_live_exporter::budget::{WINDOW, max_in_any_window};
 use tencent_live_exporter::config::{self, Overrides};
+use tencent_live_exporter::poll::budget::{WINDOW, max_in_any_window};
 use tencent_live_exporter::simulator::Simulator;
 use tencent_live_exporter::tencent::client::Transport;
 use tokio::time::Instant;

@@ -14,12 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::budget::{Budget, budget_groups, budget_key};
 use crate::config::{AccountConfig, Config};
-use crate::metrics::ExporterMetrics;
-use crate::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
-use crate::server::Reload;
-use crate::store::{PairKey, Store};
+use crate::exposition::metrics::ExporterMetrics;
+use crate::exposition::store::{PairKey, Store};
+use crate::http::server::Reload;
+use crate::poll::budget::{Budget, budget_groups, budget_key};
+use crate::poll::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
 use crate::tencent::client::{LiveClient, Transport, http_client};
 
 /// Re-reads the configuration from wherever it came from (file, environment, flags).
@@ -113,7 +113,10 @@ impl Exporter {
             log_budgets(config);
         }
         store.publish();
-        tokio::spawn(crate::store::run_publisher(store.clone(), shutdown.clone()));
+        tokio::spawn(crate::exposition::store::run_publisher(
+            store.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(sweep_staleness(store, shutdown));
         exporter
     }
@@ -276,7 +279,7 @@ impl Exporter {
     /// The HTTP routes, with `POST /-/reload` wired to [`Exporter::reload_in_task`].
     pub fn router(self: &Arc<Self>) -> Router {
         let reload: Arc<dyn Reload> = Arc::new(TaskReload(self.clone()));
-        crate::server::router(self.store.clone(), &self.telemetry_path, reload)
+        crate::http::server::router(self.store.clone(), &self.telemetry_path, reload)
     }
 
     /// Polls counted so far per configured pair.
@@ -393,7 +396,7 @@ impl Reload for TaskReload {
 pub async fn run(
     config: Config,
     loader: Option<ConfigLoader>,
-    web: crate::web::WebOptions,
+    web: crate::http::WebOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     // Registered before the socket exists: once a client can see the exporter, SIGHUP reloads.
@@ -424,7 +427,7 @@ async fn serve_until_shutdown(
     listeners: Vec<TcpListener>,
     exporter: Arc<Exporter>,
     config: &Config,
-    web: crate::web::WebOptions,
+    web: crate::http::WebOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let router = exporter.router();
@@ -437,7 +440,7 @@ async fn serve_until_shutdown(
             interval = %humantime::format_duration(config.poll.interval),
             "serving"
         );
-        servers.spawn(crate::server::serve_with(
+        servers.spawn(crate::http::server::serve_with(
             listener,
             router.clone(),
             web.clone(),

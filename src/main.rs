@@ -20,7 +20,7 @@ use tencent_live_exporter::cli::{Cli, LogFormat, log_colour};
 use tencent_live_exporter::config::{self, Overrides};
 use tencent_live_exporter::tencent::client::{Transport, http_client};
 use tencent_live_exporter::tencent::credentials::FetchContext;
-use tencent_live_exporter::{app, demo, web};
+use tencent_live_exporter::{app, demo, http};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -74,7 +74,7 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     // A web config file that cannot be read, parsed or turned into TLS refuses to start (exit 2);
     // --check-config validates it too.
-    let web = web::WebOptions::from_file(cli.web_config_file.as_deref())?;
+    let web = http::WebOptions::from_file(cli.web_config_file.as_deref())?;
 
     if cli.check_config {
         print!("{}", config.to_redacted_toml());

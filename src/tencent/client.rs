@@ -14,9 +14,9 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use super::credentials::{CredentialError, CredentialSource, FetchContext};
 use super::models::{AnswerError, PageAnswer, parse_answer};
 use super::sign::{SigningInput, authorization};
-use crate::budget::Budget;
-use crate::metrics::ExporterMetrics;
-use crate::packages::QueryType;
+use crate::exposition::metrics::ExporterMetrics;
+use crate::exposition::packages::QueryType;
+use crate::poll::budget::Budget;
 
 pub const ACTION: &str = "DescribeLivePackageInfo";
 pub const VERSION: &str = "2018-08-01";

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 use time::macros::{format_description, offset};
 
-use crate::packages::{
+use crate::exposition::packages::{
     Package, PackageKind, QueryType, Status, TRAFFIC_BILL_MODE_FIELDS, TrafficBillMode,
 };
 
@@ -176,7 +176,7 @@ fn parse_package(
     let unit = kind
         .unit()
         .or_else(|| query.default_kind().unit())
-        .unwrap_or(crate::packages::Unit::Bytes);
+        .unwrap_or(crate::exposition::packages::Unit::Bytes);
     let status = match optional_int(obj, "Status", pid, invalid) {
         Some(code) => Status::from_code(code),
         None => {
@@ -369,7 +369,7 @@ fn preview(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packages::Unit;
+    use crate::exposition::packages::Unit;
 
     /// The API page's example answer, verbatim (one copy, kept by the simulator).
     const EXAMPLE: &str = crate::simulator::EXAMPLE_RESPONSE;

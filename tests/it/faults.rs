@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tencent_live_exporter::budget::max_in_any_window;
+use tencent_live_exporter::poll::budget::max_in_any_window;
 use tencent_live_exporter::simulator::{Fault, Simulator};
 
 use crate::support::{Account, Harness, Logs, Samples};
@@ -485,7 +485,7 @@ async fn first_polls_of_many_accounts_are_spread_not_fired_at_once() {
                 .duration_since(start)
         })
         .collect();
-    let spread = tencent_live_exporter::scheduler::FIRST_POLL_SPREAD;
+    let spread = tencent_live_exporter::poll::scheduler::FIRST_POLL_SPREAD;
     for (i, at) in firsts.iter().enumerate() {
         assert!(
             *at >= spread * i as u32 && *at < spread * (i as u32 + 1),

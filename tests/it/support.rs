@@ -79,7 +79,7 @@ impl Harness {
         let mut h = Self::build(sim, accounts, poll, endpoint, shutdown, None);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         h.url = Some(format!("http://{}", listener.local_addr().unwrap()));
-        tokio::spawn(tencent_live_exporter::server::serve(
+        tokio::spawn(tencent_live_exporter::http::server::serve(
             listener,
             h.router.clone(),
             h.shutdown.clone(),

@@ -17,7 +17,7 @@ use rcgen::{
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tencent_live_exporter::web::{CHALLENGE, Reloaded, WebConfigSource, WebOptions};
+use tencent_live_exporter::http::{CHALLENGE, Reloaded, WebConfigSource, WebOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -129,7 +129,7 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(tencent_live_exporter::server::serve_with(
+        let task = tokio::spawn(tencent_live_exporter::http::server::serve_with(
             listener,
             router,
             options,

@@ -16,9 +16,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{Authenticator, Users};
-use super::config::{self, WebConfigError};
 use super::rate::RateLimiter;
 use super::tls::{self, Material};
+use super::web_config::{self, WebConfigError};
 
 /// What one version of the web configuration file makes the server do.
 pub struct Active {
@@ -67,7 +67,7 @@ impl std::fmt::Debug for WebConfigSource {
 /// The file and the files it names, as read now.
 struct Files {
     digest: [u8; 32],
-    parsed: config::WebConfig,
+    parsed: web_config::WebConfig,
     material: Option<Material>,
 }
 
@@ -79,7 +79,7 @@ fn read(path: &Path) -> Result<Files, WebConfigError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let parsed = config::parse(&text, dir)?;
+    let parsed = web_config::parse(&text, dir)?;
     let material = parsed.tls.as_ref().map(Material::read).transpose()?;
     let mut digest = Sha256::new();
     digest.update((text.len() as u64).to_le_bytes());

@@ -1,30 +1,35 @@
-//! Securing the HTTP endpoint: `--web.config.file` in the Prometheus exporter-toolkit format
+//! The HTTP side: the routes (`/metrics`, `/`, `/healthz`, `/-/ready`), the status page, and
+//! securing the endpoint: `--web.config.file` in the Prometheus exporter-toolkit format
 //! (TLS by rustls, client certificates, basic auth with bcrypt hashes, extra response headers,
 //! rate limit), re-read while running; and the hardened accept loop every listener uses
 //! (header read, idle and write timeouts, bounded connections that non-reading clients cannot
 //! exhaust, GET/HEAD only, graceful shutdown).
 //!
-//! - `config.rs`: the YAML file → validated settings (no I/O).
+//! - `server.rs`: the routes and what each answers.
+//! - `status_page.rs`: the HTML status page at `/`.
+//! - `web_config.rs`: the exporter-toolkit YAML file → validated settings (no I/O).
 //! - `tls.rs`: settings + certificate bytes → rustls `ServerConfig` and client verifiers.
 //! - `auth.rs`: basic auth: constant-time bcrypt, cached successes, decoy for unknown users.
-//! - `rate.rs`: `rate_limit`'s token bucket.
+//! - `rate.rs`: `rate_limit`'s token bucket (the inbound limiter).
 //! - `source.rs`: the file as it applies now; re-checks that keep the last good one.
 //! - `serve.rs`: the accept loop and the gate in front of the routes.
 
 pub mod auth;
-pub mod config;
 pub mod rate;
 pub mod serve;
+pub mod server;
 pub mod source;
+pub mod status_page;
 pub mod tls;
+pub mod web_config;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{WebConfig, WebConfigError};
 pub use serve::CHALLENGE;
 pub use source::{Active, Reloaded, WebConfigSource};
+pub use web_config::{WebConfig, WebConfigError};
 
 /// How long a client may take to send a request's headers (and, on TLS, its handshake); an
 /// idle keep-alive connection is closed after as long.

@@ -16,8 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::cli::ListenAddress;
-use crate::packages::QueryType;
-use crate::poller::RetryPolicy;
+use crate::exposition::packages::QueryType;
+use crate::poll::poller::RetryPolicy;
 use crate::tencent::credentials::{
     self as creds, AssumeRoleSpec, BaseSource, ChainLink, CredentialSource, Credentials, OidcSpec,
     STS_DURATION_SECONDS, SecretIdFrom, SecretKeyFrom, SourceSpec,
@@ -221,7 +221,7 @@ pub struct AccountConfig {
     /// Base URL the API is POSTed to.
     pub endpoint: Url,
     /// Shares the request budget with every account of the same group, instead of keying it by
-    /// the signing key (see `crate::budget::budget_key`).
+    /// the signing key (see `crate::poll::budget::budget_key`).
     pub rate_limit_group: Option<String>,
 }
 
@@ -982,7 +982,7 @@ impl Config {
             "\n# Request budgets ({} calls per second each):",
             p.requests_per_second
         );
-        for (key, names) in crate::budget::budget_groups(&self.accounts) {
+        for (key, names) in crate::poll::budget::budget_groups(&self.accounts) {
             let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
             let _ = writeln!(s, "# {}: {}", comment(&key), comment(&names.join(", ")));
         }
@@ -1517,7 +1517,7 @@ mod tests {
         ]
         .concat();
         let c = from_toml(&toml, &[]).unwrap();
-        let groups = crate::budget::budget_groups(&c.accounts);
+        let groups = crate::poll::budget::budget_groups(&c.accounts);
         let names: Vec<Vec<&str>> = groups
             .iter()
             .map(|(_, n)| n.iter().map(String::as_str).collect())

@@ -14,8 +14,8 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::CONTENT_TYPE;
-use crate::store::Store;
+use crate::exposition::metrics::CONTENT_TYPE;
+use crate::exposition::store::Store;
 
 /// Something that re-reads the configuration (the exporter; a stub in tests).
 pub trait Reload: Send + Sync + 'static {
@@ -175,7 +175,7 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    Html(crate::status_page::render(
+    Html(crate::http::status_page::render(
         &state.store.pairs(),
         &state.telemetry_path,
         now,
@@ -199,7 +199,7 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled; in-flight requests finish.
-/// Plain HTTP without authentication, with the default limits of [`crate::web::WebOptions`].
+/// Plain HTTP without authentication, with the default limits of [`crate::http::WebOptions`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -208,7 +208,7 @@ pub async fn serve(
     serve_with(
         listener,
         router,
-        crate::web::WebOptions::default(),
+        crate::http::WebOptions::default(),
         shutdown,
     )
     .await
@@ -216,20 +216,20 @@ pub async fn serve(
 
 /// [`serve`] with the web configuration (`--web.config.file`: TLS, basic auth, headers) and
 /// limits in `web`. Every listener gets a header read timeout, a bound on concurrent
-/// connections, and only GET/HEAD (plus POST on `/-/reload`); see `crate::web`.
+/// connections, and only GET/HEAD (plus POST on `/-/reload`); see `crate::http`.
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
-    web: crate::web::WebOptions,
+    web: crate::http::WebOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    crate::web::serve::serve(listener, router, web, shutdown).await
+    crate::http::serve::serve(listener, router, web, shutdown).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::ExporterMetrics;
+    use crate::exposition::metrics::ExporterMetrics;
     use axum::body::Body;
     use axum::http::{Method, Request};
     use http_body_util::BodyExt;

@@ -6,7 +6,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use super::config::RateLimit;
+use super::web_config::RateLimit;
 
 /// Paths the rate limit never applies to: the liveness / readiness probe.
 pub const EXEMPT_PATHS: &[&str] = &["/healthz"];

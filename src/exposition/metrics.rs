@@ -10,7 +10,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::packages::{Package, PackageKind, QueryType, TrafficBillMode};
+use crate::exposition::packages::{Package, PackageKind, QueryType, TrafficBillMode};
 
 /// `Content-Type` of the text exposition format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -174,7 +174,7 @@ impl ExporterMetrics {
             .inc();
     }
 
-    /// One re-read of a list that was incomplete (`reason`: see `crate::poller::Incomplete`).
+    /// One re-read of a list that was incomplete (`reason`: see `crate::poll::poller::Incomplete`).
     pub fn list_reread(&self, account: &str, package_type: &str, reason: &str) {
         self.list_rereads
             .with_label_values(&[account, package_type, reason])
@@ -593,7 +593,7 @@ pub fn encode(pairs: &[PairSeries<'_>], exporter: &ExporterMetrics) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packages::{PackageKind, Status, Unit};
+    use crate::exposition::packages::{PackageKind, Status, Unit};
 
     fn pkg(id: &str, kind: PackageKind, unit: Unit) -> Package {
         Package {

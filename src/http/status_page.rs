@@ -8,9 +8,9 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::packages::{Package, Status, Unit};
-use crate::server::escape;
-use crate::store::{PairKey, PairState};
+use crate::exposition::packages::{Package, Status, Unit};
+use crate::exposition::store::{PairKey, PairState};
+use crate::http::server::escape;
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
 h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.4em 0 .4em}\
@@ -254,7 +254,7 @@ fn beijing_date(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packages::{PackageKind, QueryType};
+    use crate::exposition::packages::{PackageKind, QueryType};
     use std::sync::Arc;
 
     const NOW: f64 = 1_800_000_000.0;

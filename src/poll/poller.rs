@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::packages::{Package, QueryType, TrafficBillMode};
+use crate::exposition::packages::{Package, QueryType, TrafficBillMode};
 use crate::tencent::client::{ApiError, LiveClient};
 use crate::tencent::models::{InvalidField, PageAnswer};
 
@@ -389,7 +389,7 @@ async fn fetch_with_retries<S: PageSource>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packages::{PackageKind, Status, Unit};
+    use crate::exposition::packages::{PackageKind, Status, Unit};
     use std::sync::Mutex;
 
     /// A scripted source: answers page N from `pages[N-1]`, records every call.

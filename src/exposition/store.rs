@@ -23,9 +23,9 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{ExporterMetrics, PairPiece, PairSeries, assemble, encode_pair};
-use crate::packages::{Package, PackageKind, QueryType, TrafficBillMode};
-use crate::poller::{PollError, PollOutcome};
+use crate::exposition::metrics::{ExporterMetrics, PairPiece, PairSeries, assemble, encode_pair};
+use crate::exposition::packages::{Package, PackageKind, QueryType, TrafficBillMode};
+use crate::poll::poller::{PollError, PollOutcome};
 
 /// The shortest time between two publishes: polls that end within it share one assembly and
 /// one gzip of the exposition.
@@ -508,7 +508,7 @@ fn unix_now() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packages::{PackageKind, Status, Unit};
+    use crate::exposition::packages::{PackageKind, Status, Unit};
     use crate::tencent::client::ApiError;
 
     fn outcome(ids: &[&str]) -> PollOutcome {
@@ -646,7 +646,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(301)).await;
         s.record_failure("old", QueryType::Traffic, &FAIL, Duration::ZERO);
         let metrics = text(&s);
-        let page = crate::status_page::render(&s.pairs(), "/metrics", unix_now());
+        let page = crate::http::status_page::render(&s.pairs(), "/metrics", unix_now());
         assert_eq!(
             exported_ids(&metrics),
             [("new".to_owned(), "p-new".to_owned())].into(),
@@ -742,7 +742,7 @@ mod tests {
                         })
                         .collect();
                     assert_eq!(listed, exported_ids(&metrics));
-                    let page = crate::status_page::render(&pairs, "/metrics", unix_now());
+                    let page = crate::http::status_page::render(&pairs, "/metrics", unix_now());
                     for (account, id) in &listed {
                         assert!(page.contains(&format!("<td>{account}</td><td>{id}</td>")), "{page}");
                     }
@@ -817,7 +817,7 @@ mod tests {
     async fn a_scrape_is_answered_while_a_publish_is_in_progress() {
         use tower::ServiceExt as _;
         struct NoReload;
-        impl crate::server::Reload for NoReload {
+        impl crate::http::server::Reload for NoReload {
             fn reload(
                 &self,
             ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>>
@@ -846,7 +846,7 @@ mod tests {
         started.await.unwrap();
         // The publish has its snapshot and is stopped before the swap: scrapes still answer,
         // with the previous exposition whole.
-        let app = crate::server::router(s.clone(), "/metrics", Arc::new(NoReload));
+        let app = crate::http::server::router(s.clone(), "/metrics", Arc::new(NoReload));
         for path in ["/metrics", "/"] {
             let resp = app
                 .clone()

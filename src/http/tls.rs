@@ -18,7 +18,7 @@ use rustls::{
 };
 use secrecy::{ExposeSecret, SecretSlice};
 
-use super::config::{ClientAuth, Curve, KeyPem, Pem, TlsSettings, TlsVersion, WebConfigError};
+use super::web_config::{ClientAuth, Curve, KeyPem, Pem, TlsSettings, TlsVersion, WebConfigError};
 
 /// The bytes a TLS configuration needs, read from files or taken inline.
 pub struct Material {

@@ -14,9 +14,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::PollConfig;
-use crate::packages::QueryType;
-use crate::poller::{Incomplete, PollError, poll_pair};
-use crate::store::{Store, Transition};
+use crate::exposition::packages::QueryType;
+use crate::exposition::store::{Store, Transition};
+use crate::poll::poller::{Incomplete, PollError, poll_pair};
 use crate::tencent::client::{ApiError, LiveClient};
 
 /// Spacing of the first polls of successive accounts.
