@@ -279,6 +279,8 @@ pub fn budget_groups(accounts: &[crate::config::AccountConfig]) -> Vec<(String, 
 
 /// The largest number of instants that fall in any half-open window of `window` length.
 /// Used by tests (here and in `tests/`) to check the budget from a log of arrival times.
+// Proven: `start <= end < len` by the loop bounds.
+#[allow(clippy::indexing_slicing)]
 pub fn max_in_any_window(times: &[Instant], window: Duration) -> usize {
     let mut sorted = times.to_vec();
     sorted.sort();

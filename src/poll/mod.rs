@@ -6,9 +6,6 @@
 //! - `poller.rs`: one poll of one account: every package type, every page, into the store.
 //! - `budget.rs`: the per-signing-key request budget every poll draws from.
 
-// `expect`: the window is full and `per_second` is at least 1 (config validation), so it has a
-// front. Indexing in `max_in_any_window`: `start <= end < len` by the loop bounds.
-#[allow(clippy::expect_used, clippy::indexing_slicing)]
 pub mod budget;
 pub mod poller;
 pub mod scheduler;
