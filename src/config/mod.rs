@@ -77,13 +77,13 @@ fn fault(key: &str, msg: impl std::fmt::Display) -> ConfigError {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub web: WebConfig,
+    pub web: ListenConfig,
     pub poll: PollConfig,
     pub accounts: Vec<AccountConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct WebConfig {
+pub struct ListenConfig {
     /// Where to listen, at least one (`--web.listen-address` may be repeated).
     pub listen_addresses: Vec<ListenAddress>,
     /// Where `/metrics` is served; starts with `/`.
@@ -416,7 +416,7 @@ impl Config {
         }
 
         Ok(Config {
-            web: WebConfig {
+            web: ListenConfig {
                 listen_addresses,
                 telemetry_path,
             },

@@ -182,22 +182,6 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
     ))
 }
 
-/// HTML-escapes a value for text and attribute positions.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Serves `router` on `listener` until `shutdown` is cancelled; in-flight requests finish.
 /// Plain HTTP without authentication, with the default limits of [`crate::http::WebOptions`].
 pub async fn serve(
@@ -439,13 +423,5 @@ mod tests {
             HeaderValue::from_static("gzip;q=0"),
         );
         assert!(!accepts_gzip(&m));
-    }
-
-    #[test]
-    fn escape_covers_html_metacharacters() {
-        assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
     }
 }

@@ -10,7 +10,6 @@ use std::fmt::Write as _;
 
 use crate::exposition::packages::{Package, Status, Unit};
 use crate::exposition::store::{PairKey, PairState};
-use crate::http::server::escape;
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
 h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.4em 0 .4em}\
@@ -251,6 +250,22 @@ fn beijing_date(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+/// HTML-escapes a value for text and attribute positions.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,5 +407,13 @@ mod tests {
         assert_eq!(amount(1536, Unit::Bytes), "1.5 KiB");
         assert_eq!(amount(1800, Unit::Minutes), "30 min");
         assert_eq!(amount(7200, Unit::Hours), "2.0 h");
+    }
+
+    #[test]
+    fn escape_covers_html_metacharacters() {
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }
