@@ -50,10 +50,33 @@ fn refused_method(method: &Method, path: &str) -> Option<&'static str> {
     if *method == Method::GET || *method == Method::HEAD {
         None
     } else if path == RELOAD_PATH {
-        (*method != Method::POST).then_some("POST")
+        (*method != Method::POST).then_some(allowed_methods(path))
     } else {
-        Some("GET, HEAD")
+        Some(allowed_methods(path))
     }
+}
+
+/// The methods `path` takes, as an `Allow` header value: `POST` on `/-/reload`, `GET, HEAD`
+/// everywhere else.
+pub fn allowed_methods(path: &str) -> &'static str {
+    if path == RELOAD_PATH {
+        "POST"
+    } else {
+        "GET, HEAD"
+    }
+}
+
+/// The one 405 answer, whether the gate refuses a method before routing or the router finds
+/// a known path with the wrong method: status 405, `Allow` with the methods the path takes,
+/// and a body naming them.
+pub fn method_not_allowed(method: &Method, path: &str) -> Response<Body> {
+    let allow = allowed_methods(path);
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, allow)],
+        format!("405 method {method} not allowed on {path}; use {allow}\n"),
+    )
+        .into_response()
 }
 
 #[derive(Clone)]
@@ -75,13 +98,8 @@ impl Gate {
     }
 
     async fn admit(&self, req: Request<Incoming>, active: Option<&Active>) -> Response<Body> {
-        if let Some(allow) = refused_method(req.method(), req.uri().path()) {
-            return (
-                StatusCode::METHOD_NOT_ALLOWED,
-                [(header::ALLOW, allow)],
-                "method not allowed\n",
-            )
-                .into_response();
+        if refused_method(req.method(), req.uri().path()).is_some() {
+            return method_not_allowed(req.method(), req.uri().path());
         }
         if let (Some(active), Some(source)) = (active, &self.source) {
             if let Some(limiter) = &active.rate_limit {

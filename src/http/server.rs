@@ -147,22 +147,9 @@ async fn not_found(State(state): State<AppState>, uri: axum::http::Uri) -> Respo
     (StatusCode::NOT_FOUND, body).into_response()
 }
 
-/// A known path with the wrong method: 405 with the methods it takes.
+/// A known path with the wrong method: the gate's 405 (`serve::method_not_allowed`).
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    let allow = if uri.path() == "/-/reload" {
-        "POST"
-    } else {
-        "GET, HEAD"
-    };
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        [(header::ALLOW, allow)],
-        format!(
-            "405 method {method} not allowed on {}; use {allow}\n",
-            uri.path()
-        ),
-    )
-        .into_response()
+    super::serve::method_not_allowed(&method, uri.path())
 }
 
 async fn healthz() -> impl IntoResponse {
