@@ -28,7 +28,7 @@
 //! a new limit at once. Time is `tokio::time`, so tests drive it with `tokio::time::pause`.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -245,15 +245,24 @@ impl Budget {
     }
 }
 
-/// Which budget an account draws from: its `rate_limit_group` when set, else the Tencent key
-/// that signs its calls. For `AssumeRole` that is the source key (the temporary keys it yields
-/// sign for the same account); for CVM roles and TKE OIDC, the role. Two accounts with the same
-/// key share one budget. The text names the key and never holds a secret (a SecretId is not one).
-pub fn budget_key(account: &crate::config::AccountConfig) -> String {
+/// What ties an account to others' budgets: the Tencent key that signs its calls and, when set,
+/// its `rate_limit_group`. For `AssumeRole` the key is the source key (the temporary keys it
+/// yields sign for the same account); for CVM roles and TKE OIDC, the role. The texts name the
+/// key and never hold a secret (a SecretId is not one).
+fn identities(account: &crate::config::AccountConfig) -> Vec<String> {
+    let mut ids = vec![base_key(&account.credentials.spec().base)];
     if let Some(group) = &account.rate_limit_group {
-        return format!("rate_limit_group {group:?}");
+        ids.push(format!("rate_limit_group {group:?}"));
     }
-    base_key(&account.credentials.spec().base)
+    ids
+}
+
+/// Which budget each account draws from, by account name. See [`budget_groups`].
+pub fn budget_keys(accounts: &[crate::config::AccountConfig]) -> HashMap<String, String> {
+    budget_groups(accounts)
+        .into_iter()
+        .flat_map(|(key, names)| names.into_iter().map(move |n| (n, key.clone())))
+        .collect()
 }
 
 fn base_key(base: &crate::tencent::credentials::BaseSource) -> String {
@@ -288,18 +297,60 @@ fn base_key(base: &crate::tencent::credentials::BaseSource) -> String {
     }
 }
 
-/// The budgets `accounts` draw from: each key with the names of its accounts, in configuration
-/// order. For `--check-config` and the start-up log.
+/// The budgets `accounts` draw from, each named with the names of its accounts, in
+/// configuration order. Accounts that sign with the same key share one budget, and so do
+/// accounts of one `rate_limit_group`, transitively: a group joins the budget of every key its
+/// accounts sign with, since Tencent counts per key whatever label an account has. A budget is
+/// named by its first `rate_limit_group`, else by its key. For `--check-config`, the start-up
+/// log and [`budget_keys`].
 pub fn budget_groups(accounts: &[crate::config::AccountConfig]) -> Vec<(String, Vec<String>)> {
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for account in accounts {
-        let key = budget_key(account);
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, names)) => names.push(account.name.clone()),
-            None => groups.push((key, vec![account.name.clone()])),
+    // Union-find over account positions: each joins the first account with a shared identity.
+    fn root(parent: &[usize], mut i: usize) -> usize {
+        while let Some(&p) = parent.get(i) {
+            if p == i {
+                break;
+            }
+            i = p;
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..accounts.len()).collect();
+    let mut first_with: HashMap<String, usize> = HashMap::new();
+    for (i, account) in accounts.iter().enumerate() {
+        for id in identities(account) {
+            let j = *first_with.entry(id).or_insert(i);
+            let (a, b) = (root(&parent, i), root(&parent, j));
+            if let Some(slot) = parent.get_mut(a.max(b)) {
+                *slot = a.min(b);
+            }
+        }
+    }
+    let mut groups: Vec<(usize, Option<String>, String, Vec<String>)> = Vec::new();
+    for (i, account) in accounts.iter().enumerate() {
+        let r = root(&parent, i);
+        let group = account
+            .rate_limit_group
+            .as_ref()
+            .map(|g| format!("rate_limit_group {g:?}"));
+        match groups.iter_mut().find(|(k, ..)| *k == r) {
+            Some((_, named, _, names)) => {
+                if named.is_none() {
+                    *named = group;
+                }
+                names.push(account.name.clone());
+            }
+            None => groups.push((
+                r,
+                group,
+                base_key(&account.credentials.spec().base),
+                vec![account.name.clone()],
+            )),
         }
     }
     groups
+        .into_iter()
+        .map(|(_, group, key, names)| (group.unwrap_or(key), names))
+        .collect()
 }
 
 /// The largest number of instants that fall in any half-open window of `window` length.
