@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::budget::{Budget, budget_groups, budget_key};
+use crate::budget::{Budget, budget_groups, budget_keys};
 use crate::config::{AccountConfig, Config};
 use crate::metrics::ExporterMetrics;
 use crate::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
@@ -50,7 +50,7 @@ pub struct Exporter {
 struct Running {
     config: Config,
     accounts: BTreeMap<String, RunningAccount>,
-    /// Per budget key (the signing key, or `rate_limit_group`; see [`budget_key`]), shared by
+    /// Per budget key (the signing key, or `rate_limit_group`; see [`budget_groups`]), shared by
     /// the accounts that use it and kept across restarts of their pollers and reloads, so a
     /// reload never lets a key exceed its limit in the second around it.
     budgets: HashMap<String, Arc<Budget>>,
@@ -106,8 +106,9 @@ impl Exporter {
                 .try_lock()
                 .expect("new exporter is unshared");
             let spread = first_poll_spread(config.poll.interval, config.accounts.len());
+            let keys = budget_keys(&config.accounts);
             for (i, account) in config.accounts.iter().enumerate() {
-                exporter.start_account(&mut running, account, spread * i as u32);
+                exporter.start_account(&mut running, account, &keys, spread * i as u32);
             }
             exporter.set_pairs(config);
             log_budgets(config);
@@ -118,12 +119,22 @@ impl Exporter {
         exporter
     }
 
-    fn start_account(&self, running: &mut Running, account: &AccountConfig, first_delay: Duration) {
+    fn start_account(
+        &self,
+        running: &mut Running,
+        account: &AccountConfig,
+        keys: &HashMap<String, String>,
+        first_delay: Duration,
+    ) {
         let poll = &running.config.poll;
+        let key = keys
+            .get(&account.name)
+            .cloned()
+            .unwrap_or_else(|| format!("account {:?}", account.name));
         // An existing budget keeps its history; a changed limit applies to it at once.
         let budget = running
             .budgets
-            .entry(budget_key(account))
+            .entry(key)
             .and_modify(|b| b.set_limit(poll.requests_per_second))
             .or_insert_with(|| Arc::new(Budget::new(poll.requests_per_second)))
             .clone();
@@ -182,8 +193,15 @@ impl Exporter {
         }
         let old_accounts = std::mem::take(&mut running.accounts);
         let mut kept = HashSet::new();
+        // Another account's change can move this one to another budget (a rate_limit_group that
+        // now joins its key): such an account restarts with the budget it now shares.
+        let (old_keys, new_keys) = (
+            budget_keys(&running.config.accounts),
+            budget_keys(&new.accounts),
+        );
         for (name, account) in old_accounts {
             let unchanged = !poll_changed
+                && old_keys.get(&name) == new_keys.get(&name)
                 && new.accounts.iter().any(|a| {
                     a.name == name
                         && a.endpoint == account.config.endpoint
@@ -200,19 +218,20 @@ impl Exporter {
                     // Its own series (requests, errors, durations) go with it.
                     self.metrics.remove_account(&name);
                 }
-                let why = reload_reason(&account.config, new_config);
+                let budget_moved = old_keys.get(&name) != new_keys.get(&name);
+                let why = reload_reason(&account.config, new_config, budget_moved);
                 tracing::info!(account = %name, "reload: {why}; its pollers stopped");
             }
         }
         running
             .budgets
-            .retain(|key, _| new.accounts.iter().any(|a| &budget_key(a) == key));
+            .retain(|key, _| new_keys.values().any(|k| k == key));
         running.config = new.clone();
         let spread = first_poll_spread(new.poll.interval, new.accounts.len());
         for (i, account) in new.accounts.iter().enumerate() {
             if !kept.contains(&account.name) {
                 tracing::info!(account = %account.name, "reload: starting pollers");
-                self.start_account(&mut running, account, spread * i as u32);
+                self.start_account(&mut running, account, &new_keys, spread * i as u32);
             }
         }
         self.set_pairs(&new);
@@ -342,7 +361,7 @@ impl Exporter {
 /// Why a reload stops an account's pollers, in the words of the log line: the account is gone,
 /// its own settings changed (naming which), or only `[poll]` changed (which restarts every
 /// account).
-fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>) -> String {
+fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>, budget_moved: bool) -> String {
     let Some(new) = new else {
         return "account removed".into();
     };
@@ -356,7 +375,9 @@ fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>) -> String {
     if new.rate_limit_group != old.rate_limit_group {
         changed.push("rate_limit_group");
     }
-    if changed.is_empty() {
+    if changed.is_empty() && budget_moved {
+        "its request budget changed (a rate_limit_group now joins or leaves its key)".into()
+    } else if changed.is_empty() {
         "[poll] settings changed, every account restarts".into()
     } else {
         format!("account's {} changed", changed.join(" and "))

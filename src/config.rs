@@ -1538,6 +1538,44 @@ mod tests {
         assert!(e.contains("accounts[0].rate_limit_group"), "{e}");
     }
 
+    /// Tencent counts per key whatever label an account has: a `rate_limit_group` on one of two
+    /// accounts that sign with one key joins that key's budget instead of splitting it (which let
+    /// the key see two limits' worth of calls), and joins the group's other keys with it.
+    #[test]
+    fn a_rate_limit_group_joins_the_budget_of_its_key_not_splits_it() {
+        let acc = |name: &str, lines: &str| format!("[[accounts]]\nname = \"{name}\"\n{lines}\n");
+        let keys = |id: &str| format!("secret_id = \"{id}\"\nsecret_key = \"k\"");
+        let toml = [
+            acc("a", &keys("AKIDsame")),
+            acc(
+                "b",
+                &format!("{}\nrate_limit_group = \"cdn\"", keys("AKIDsame")),
+            ),
+            acc("c", &keys("AKIDother")),
+            acc(
+                "d",
+                &format!("{}\nrate_limit_group = \"cdn\"", keys("AKIDthird")),
+            ),
+            acc("e", &keys("AKIDthird")),
+        ]
+        .concat();
+        let c = from_toml(&toml, &[]).unwrap();
+        let groups = crate::budget::budget_groups(&c.accounts);
+        assert_eq!(
+            groups,
+            [
+                (
+                    "rate_limit_group \"cdn\"".to_owned(),
+                    vec!["a".into(), "b".into(), "d".into(), "e".into()]
+                ),
+                ("SecretId AKIDother".to_owned(), vec!["c".into()]),
+            ]
+        );
+        let keys = crate::budget::budget_keys(&c.accounts);
+        assert_eq!(keys["a"], keys["e"]);
+        assert_ne!(keys["a"], keys["c"]);
+    }
+
     #[test]
     fn credential_sources_are_chosen_by_the_keys_given() {
         let source = |lines: &str, vars: &[(&str, &str)]| {

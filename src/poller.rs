@@ -166,9 +166,11 @@ pub const MAX_REREADS: u32 = 2;
 /// concurrently. When both are null, pages are read one after another until a short or empty
 /// page.
 ///
-/// A read is complete when no id came twice and, with totals given, every page up to the last
-/// came full, no page came empty, the totals stayed those of page 1 (a null is no evidence) and
-/// the entries read equal `TotalNum`. An incomplete read is reported to `on_reread` and read
+/// A read is complete when no id came twice and, with totals given, every page before the last
+/// the totals imply came full, no page came empty while they promised more, the totals stayed
+/// those of page 1 (a null is no evidence) and the entries read equal `TotalNum`. When both are
+/// given and disagree, `TotalNum` rules: a `TotalPage` one too high (or 1 for an empty list)
+/// only costs a call for an empty page. An incomplete read is reported to `on_reread` and read
 /// again from page 1, up to [`MAX_REREADS`] times; then the poll fails with
 /// [`PollError::Incomplete`], so the previous complete list stays.
 pub async fn poll_pair<S: PageSource>(
@@ -271,6 +273,11 @@ fn assemble(
     let mut seen = HashSet::new();
     let mut listed = 0u64;
     let mut trouble = None;
+    // The pages the totals say exist; every one before the last of them must come full.
+    let full_pages = total_num
+        .map(|n| n.div_ceil(u64::from(page_size.max(1))))
+        .or(total_page)
+        .unwrap_or(0);
     for (i, answer) in answers.into_iter().enumerate() {
         let last = i + 1 == pages;
         if i == 0 {
@@ -282,11 +289,17 @@ fn assemble(
         ) {
             trouble.get_or_insert(Incomplete::TotalsChanged);
         }
-        let promised_more =
-            total_num.is_some_and(|n| n > listed) || total_page.is_some_and(|p| p > i as u64);
+        // `TotalNum`, when given, is what completeness is measured against: a `TotalPage` that
+        // disagrees with it (one page too many, or 1 for an empty list) proves no shift. Only
+        // without `TotalNum` does `TotalPage` say how many pages must come full.
+        let promised_more = match total_num {
+            Some(n) => n > listed,
+            None => total_page.is_some_and(|p| p > i as u64),
+        };
+        let must_be_full = (i as u64 + 1) < full_pages;
         if answer.listed == 0 && promised_more {
             trouble.get_or_insert(Incomplete::EmptyPage);
-        } else if !last && answer.listed < page_size as usize {
+        } else if !last && must_be_full && answer.listed < page_size as usize {
             trouble.get_or_insert(Incomplete::CountMismatch);
         }
         listed += answer.listed as u64;
@@ -613,6 +626,70 @@ mod tests {
         .await
         .unwrap();
         assert!(out.packages.is_empty());
+    }
+
+    /// `TotalPage` and `TotalNum` disagree (TotalPage one too many, as an API that computes it
+    /// as `TotalNum / PageSize + 1` would give): the ids read equal `TotalNum`, so the list is
+    /// complete, and the extra page coming empty or the one before it short proves no shift.
+    #[tokio::test]
+    async fn total_num_met_is_complete_whatever_total_page_says() {
+        let s = Script::new(vec![
+            full("a", Some(3), Some(20)),
+            full("b", Some(3), Some(20)),
+        ]);
+        let out = poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.packages.len(), 20);
+        assert_eq!(s.calls().len(), 3, "the third page, empty, was read");
+        let s = Script::new(vec![
+            full("a", Some(3), Some(15)),
+            page(&["b1", "b2", "b3", "b4", "b5"], Some(3), Some(15)),
+        ]);
+        let out = poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.packages.len(), 15);
+        // No packages of this type: TotalNum 0 with TotalPage 1 is an empty list, not a shift.
+        let s = Script::new(vec![page(&[], Some(1), Some(0))]);
+        let out = poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert!(out.packages.is_empty());
+        // TotalNum still rules the other way: one short of it is incomplete.
+        let s = Script::new(vec![
+            full("a", Some(3), Some(21)),
+            full("b", Some(3), Some(21)),
+        ]);
+        assert!(matches!(
+            poll_pair(
+                s.clone(),
+                QueryType::Traffic,
+                10,
+                RetryPolicy::NONE,
+                &|_| {}
+            )
+            .await,
+            Err(PollError::Incomplete { .. })
+        ));
     }
 
     #[tokio::test]
