@@ -268,3 +268,31 @@ fn each_test_tool_names_its_debian_package() {
         assert_eq!(package_of(tool), package, "{tool}");
     }
 }
+
+/// The credential report is TOML comments too: a SecretId or an error text with control
+/// characters (here a BEL in the SecretId) must not break the output.
+#[test]
+fn check_config_credential_report_with_control_characters_is_valid_toml() {
+    let dir = scratch();
+    let file = dir.join("config.toml");
+    std::fs::write(
+        &file,
+        "[[accounts]]\nname = \"bel\"\nsecret_id = \"AK\\u0007ID\"\nsecret_key = \"hunter2-k\"\n",
+    )
+    .unwrap();
+    let out = bare(&dir)
+        .arg("--check-config")
+        .arg("--config.file")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("# account \"bel\": ok: static, SecretId AK\\u{7}ID"),
+        "{stdout}\n{stderr}"
+    );
+    let parsed: Result<toml::Table, _> = toml::from_str(&stdout);
+    assert!(parsed.is_ok(), "{:?}\n{stdout}", parsed.err());
+    assert!(!stdout.contains("hunter2"));
+}
