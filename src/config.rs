@@ -648,6 +648,18 @@ fn static_source(
             ));
         }
         (Some(id), None) if id.trim().is_empty() => return Err(empty()),
+        // It goes into the Authorization header of every call: anything else would fail every
+        // poll with the same error, after --check-config had said "ok".
+        (Some(id), None) if !id.trim().chars().all(|c| c.is_ascii_graphic()) => {
+            return Err(fault(
+                &k("secret_id"),
+                format!(
+                    "account {name:?}: {:?} holds a character that is not printable ASCII \
+                     (a SecretId is like AKID...)",
+                    id.trim()
+                ),
+            ));
+        }
         (Some(id), None) => Some(SecretIdFrom::Inline(id.trim().to_owned())),
         (None, Some(file)) => {
             let path = std::path::PathBuf::from(file.trim());
@@ -1878,14 +1890,27 @@ mod tests {
     }
 
     #[test]
+    fn an_inline_secret_id_that_cannot_sign_is_refused_naming_the_key() {
+        for id in ["AK\\u0007ID", "AKID\\u00e9", "AK ID", "AK\\u0000ID"] {
+            let toml =
+                format!("[[accounts]]\nname = \"a\"\nsecret_id = \"{id}\"\nsecret_key = \"k\"\n");
+            let e = from_toml(&toml, &[]).unwrap_err().to_string();
+            assert!(e.contains("accounts[0].secret_id"), "{id}: {e}");
+            assert!(e.contains("printable ASCII"), "{id}: {e}");
+        }
+        let ok = "[[accounts]]\nname = \"a\"\nsecret_id = \" AKIDok \"\nsecret_key = \"k\"\n";
+        assert!(from_toml(ok, &[]).is_ok());
+    }
+
+    #[test]
     fn check_config_output_with_control_characters_is_valid_toml() {
-        let toml = "[[accounts]]\nname = \"a\\u0000b\\nc\\u001b[31m\\\"q\\\\\"\nsecret_id = \"AKID\\u007f\\t1\\r\"\nsecret_key = \"k\"\n";
+        let toml = "[[accounts]]\nname = \"a\\u0000b\\nc\\u001b[31m\\\"q\\\\\"\nsecret_id = \"AKID\\\"q\\\\\"\nsecret_key = \"k\"\n";
         let c = from_toml(toml, &[]).unwrap();
         let out = c.to_redacted_toml();
         let parsed: toml::Table = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
         let account = &parsed["accounts"].as_array().unwrap()[0];
         assert_eq!(account["name"].as_str(), Some("a\u{0}b\nc\u{1b}[31m\"q\\"));
-        assert_eq!(account["secret_id"].as_str(), Some("AKID\u{7f}\t1"));
+        assert_eq!(account["secret_id"].as_str(), Some("AKID\"q\\"));
         let back = from_toml(&out.replace("[REDACTED]", "k"), &[]).unwrap();
         assert_eq!(back.accounts[0].name, c.accounts[0].name);
         // Comments too: a profile file path with a newline stays on its comment line.
