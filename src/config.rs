@@ -85,9 +85,12 @@ pub struct RawWeb {
 pub struct RawPoll {
     pub interval: Option<String>,
     pub timeout: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub requests_per_second: Option<i64>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub page_size: Option<i64>,
     pub package_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub max_retries: Option<i64>,
     pub backoff_base: Option<String>,
     pub backoff_max: Option<String>,
@@ -301,6 +304,39 @@ fn literal_route(path: &str) -> bool {
         && path
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "/-._~!$&'()+,;=@".contains(c))
+}
+
+/// A count: a TOML integer (or an environment value that parses as one). A float is refused,
+/// not rounded (`page_size = 10.5` used to become 11, `TLE__POLL__MAX_RETRIES=2.9` 3).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+        }
+        fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom(format!("{v} is out of range")))
+        }
+        fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            Err(E::custom(format!("{v} is not a whole number")))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
+            v.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("{v:?} is not a whole number")))
+        }
+    }
+    d.deserialize_any(Whole).map(Some)
 }
 
 fn int_in(
@@ -1887,6 +1923,30 @@ mod tests {
             let c = from_toml(&format!("[web]\ntelemetry_path = {good:?}\n{ONE}"), &[]).unwrap();
             assert_eq!(c.web.telemetry_path, good);
         }
+    }
+
+    #[test]
+    fn a_fractional_count_is_refused_not_rounded() {
+        for key in ["requests_per_second", "page_size", "max_retries"] {
+            for v in ["10.5", "2.0", "1e1"] {
+                let e = from_toml(&format!("[poll]\n{key} = {v}\n"), &[])
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    e.contains(key) && e.contains("whole number"),
+                    "{key} = {v}: {e}"
+                );
+            }
+            let env = format!("TLE__POLL__{}", key.to_uppercase());
+            let e = from_toml("", &[(env.as_str(), "10.5")])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("whole number"), "{env}: {e}");
+            let ok = from_toml("", &[(env.as_str(), "10")]);
+            assert!(ok.is_ok(), "{env}=10: {:?}", ok.err());
+        }
+        let c = from_toml("[poll]\npage_size = 50\nmax_retries = 0\n", &[]).unwrap();
+        assert_eq!((c.poll.page_size, c.poll.retry.max_retries), (50, 0));
     }
 
     #[test]
