@@ -85,9 +85,12 @@ pub struct RawWeb {
 pub struct RawPoll {
     pub interval: Option<String>,
     pub timeout: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub requests_per_second: Option<i64>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub page_size: Option<i64>,
     pub package_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub max_retries: Option<i64>,
     pub backoff_base: Option<String>,
     pub backoff_max: Option<String>,
@@ -301,6 +304,39 @@ fn literal_route(path: &str) -> bool {
         && path
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "/-._~!$&'()+,;=@".contains(c))
+}
+
+/// A count: a TOML integer (or an environment value that parses as one). A float is refused,
+/// not rounded (`page_size = 10.5` used to become 11, `TLE__POLL__MAX_RETRIES=2.9` 3).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+        }
+        fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom(format!("{v} is out of range")))
+        }
+        fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            Err(E::custom(format!("{v} is not a whole number")))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
+            v.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("{v:?} is not a whole number")))
+        }
+    }
+    d.deserialize_any(Whole).map(Some)
 }
 
 fn int_in(
@@ -648,6 +684,18 @@ fn static_source(
             ));
         }
         (Some(id), None) if id.trim().is_empty() => return Err(empty()),
+        // It goes into the Authorization header of every call: anything else would fail every
+        // poll with the same error, after --check-config had said "ok".
+        (Some(id), None) if !id.trim().chars().all(|c| c.is_ascii_graphic()) => {
+            return Err(fault(
+                &k("secret_id"),
+                format!(
+                    "account {name:?}: {:?} holds a character that is not printable ASCII \
+                     (a SecretId is like AKID...)",
+                    id.trim()
+                ),
+            ));
+        }
         (Some(id), None) => Some(SecretIdFrom::Inline(id.trim().to_owned())),
         (None, Some(file)) => {
             let path = std::path::PathBuf::from(file.trim());
@@ -1126,8 +1174,9 @@ fn toml_string(s: &str) -> String {
 }
 
 /// `s` made safe for a TOML comment, which may hold no control character but tab: those are
-/// written as Rust escapes (`\n`, `\u{1b}`).
-fn comment(s: &str) -> String {
+/// written as Rust escapes (`\n`, `\u{1b}`). `main` uses it for `--check-config`'s credential
+/// report, whose lines hold SecretIds and error texts from files and the environment.
+pub fn comment(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_control() && c != '\t' {
@@ -1915,14 +1964,51 @@ mod tests {
     }
 
     #[test]
+    fn a_fractional_count_is_refused_not_rounded() {
+        for key in ["requests_per_second", "page_size", "max_retries"] {
+            for v in ["10.5", "2.0", "1e1"] {
+                let e = from_toml(&format!("[poll]\n{key} = {v}\n"), &[])
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    e.contains(key) && e.contains("whole number"),
+                    "{key} = {v}: {e}"
+                );
+            }
+            let env = format!("TLE__POLL__{}", key.to_uppercase());
+            let e = from_toml("", &[(env.as_str(), "10.5")])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("whole number"), "{env}: {e}");
+            let ok = from_toml("", &[(env.as_str(), "10")]);
+            assert!(ok.is_ok(), "{env}=10: {:?}", ok.err());
+        }
+        let c = from_toml("[poll]\npage_size = 50\nmax_retries = 0\n", &[]).unwrap();
+        assert_eq!((c.poll.page_size, c.poll.retry.max_retries), (50, 0));
+    }
+
+    #[test]
+    fn an_inline_secret_id_that_cannot_sign_is_refused_naming_the_key() {
+        for id in ["AK\\u0007ID", "AKID\\u00e9", "AK ID", "AK\\u0000ID"] {
+            let toml =
+                format!("[[accounts]]\nname = \"a\"\nsecret_id = \"{id}\"\nsecret_key = \"k\"\n");
+            let e = from_toml(&toml, &[]).unwrap_err().to_string();
+            assert!(e.contains("accounts[0].secret_id"), "{id}: {e}");
+            assert!(e.contains("printable ASCII"), "{id}: {e}");
+        }
+        let ok = "[[accounts]]\nname = \"a\"\nsecret_id = \" AKIDok \"\nsecret_key = \"k\"\n";
+        assert!(from_toml(ok, &[]).is_ok());
+    }
+
+    #[test]
     fn check_config_output_with_control_characters_is_valid_toml() {
-        let toml = "[[accounts]]\nname = \"a\\u0000b\\nc\\u001b[31m\\\"q\\\\\"\nsecret_id = \"AKID\\u007f\\t1\\r\"\nsecret_key = \"k\"\n";
+        let toml = "[[accounts]]\nname = \"a\\u0000b\\nc\\u001b[31m\\\"q\\\\\"\nsecret_id = \"AKID\\\"q\\\\\"\nsecret_key = \"k\"\n";
         let c = from_toml(toml, &[]).unwrap();
         let out = c.to_redacted_toml();
         let parsed: toml::Table = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
         let account = &parsed["accounts"].as_array().unwrap()[0];
         assert_eq!(account["name"].as_str(), Some("a\u{0}b\nc\u{1b}[31m\"q\\"));
-        assert_eq!(account["secret_id"].as_str(), Some("AKID\u{7f}\t1"));
+        assert_eq!(account["secret_id"].as_str(), Some("AKID\"q\\"));
         let back = from_toml(&out.replace("[REDACTED]", "k"), &[]).unwrap();
         assert_eq!(back.accounts[0].name, c.accounts[0].name);
         // Comments too: a profile file path with a newline stays on its comment line.
