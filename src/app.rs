@@ -44,6 +44,11 @@ pub struct Exporter {
     /// Held from reading the configuration to applying it: reloads run one at a time, in the
     /// order they were asked for, so an older file is never applied after a newer one.
     reloading: tokio::sync::Mutex<()>,
+    /// The reload that is queued and has not read the configuration yet: every caller that
+    /// arrives meanwhile shares its result instead of queueing one more (a burst of
+    /// `POST /-/reload` runs at most two reloads: the running one and the queued one), and it
+    /// still reads the newest file, since it reads after them all.
+    queued_reload: Mutex<Option<tokio::sync::watch::Receiver<Option<Result<(), String>>>>>,
     telemetry_path: String,
 }
 
@@ -96,6 +101,7 @@ impl Exporter {
             pairs: Mutex::new(Vec::new()),
             loader,
             reloading: tokio::sync::Mutex::new(()),
+            queued_reload: Mutex::new(None),
             telemetry_path: config.web.telemetry_path.clone(),
         });
         {
@@ -254,6 +260,18 @@ impl Exporter {
             return Err("this exporter has no configuration source to re-read".into());
         };
         let _one_at_a_time = self.reloading.lock().await;
+        self.load_and_apply(loader).await
+    }
+
+    /// [`Exporter::reload`] for a caller that already holds `reloading`.
+    async fn reload_locked(&self) -> Result<(), String> {
+        let Some(loader) = &self.loader else {
+            return Err("this exporter has no configuration source to re-read".into());
+        };
+        self.load_and_apply(loader).await
+    }
+
+    async fn load_and_apply(&self, loader: &ConfigLoader) -> Result<(), String> {
         match loader() {
             Ok(config) => {
                 self.apply(config).await;
@@ -277,10 +295,48 @@ impl Exporter {
     }
 
     /// [`Exporter::reload`] in a task of its own: a client that hangs up, or a panic, cannot
-    /// stop a reload halfway or the caller (the SIGHUP loop) for good.
+    /// stop a reload halfway or the caller (the SIGHUP loop) for good. Callers that arrive while
+    /// a reload is queued (not yet reading the configuration) share that reload's result.
     pub async fn reload_in_task(self: &Arc<Self>) -> Result<(), String> {
+        let mut result = {
+            let mut queued = self
+                .queued_reload
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match &*queued {
+                Some(result) => result.clone(),
+                None => {
+                    let (done, result) = tokio::sync::watch::channel(None);
+                    *queued = Some(result.clone());
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        let outcome = this.reload_queued().await;
+                        done.send_replace(Some(outcome));
+                    });
+                    result
+                }
+            }
+        };
+        match result.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome
+                .clone()
+                .unwrap_or_else(|| Err("no reload outcome".into())),
+            Err(_) => Err("the reload task ended without an outcome".into()),
+        }
+    }
+
+    /// The queued reload: waits for its turn, leaves the queue (later callers queue anew, so
+    /// they see a file at least as new as the one read now), then reloads in a task of its own.
+    async fn reload_queued(self: &Arc<Self>) -> Result<(), String> {
+        let turn = self.reloading.lock().await;
+        *self
+            .queued_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         let this = self.clone();
-        match tokio::spawn(async move { this.reload().await }).await {
+        let outcome = tokio::spawn(async move { this.reload_locked().await }).await;
+        drop(turn);
+        match outcome {
             Ok(result) => result,
             Err(e) => {
                 self.metrics.reload_result(false);
