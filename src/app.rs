@@ -48,9 +48,12 @@ pub struct Exporter {
     /// arrives meanwhile shares its result instead of queueing one more (a burst of
     /// `POST /-/reload` runs at most two reloads: the running one and the queued one), and it
     /// still reads the newest file, since it reads after them all.
-    queued_reload: Mutex<Option<tokio::sync::watch::Receiver<Option<Result<(), String>>>>>,
+    queued_reload: Mutex<Option<ReloadOutcome>>,
     telemetry_path: String,
 }
+
+/// The outcome of a reload once it has run (`None` until then), as its callers wait for it.
+type ReloadOutcome = tokio::sync::watch::Receiver<Option<Result<(), String>>>;
 
 struct Running {
     config: Config,
