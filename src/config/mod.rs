@@ -27,6 +27,7 @@ mod print;
 mod raw;
 mod sources;
 
+pub use print::comment;
 pub use raw::*;
 pub use sources::permission_warnings;
 use sources::*;

@@ -201,8 +201,9 @@ pub(super) fn toml_string(s: &str) -> String {
 }
 
 /// `s` made safe for a TOML comment, which may hold no control character but tab: those are
-/// written as Rust escapes (`\n`, `\u{1b}`).
-pub(super) fn comment(s: &str) -> String {
+/// written as Rust escapes (`\n`, `\u{1b}`). `main` uses it for `--check-config`'s credential
+/// report, whose lines hold SecretIds and error texts from files and the environment.
+pub fn comment(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_control() && c != '\t' {

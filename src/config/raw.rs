@@ -30,9 +30,12 @@ pub struct RawWeb {
 pub struct RawPoll {
     pub interval: Option<String>,
     pub timeout: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub requests_per_second: Option<i64>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub page_size: Option<i64>,
     pub package_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub max_retries: Option<i64>,
     pub backoff_base: Option<String>,
     pub backoff_max: Option<String>,
@@ -118,3 +121,36 @@ pub fn load_raw(
 
 // ---------------------------------------------------------------------------------------------
 // Validated layer.
+
+/// A count: a TOML integer (or an environment value that parses as one). A float is refused,
+/// not rounded (`page_size = 10.5` used to become 11, `TLE__POLL__MAX_RETRIES=2.9` 3).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+        }
+        fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom(format!("{v} is out of range")))
+        }
+        fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            Err(E::custom(format!("{v} is not a whole number")))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
+            v.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("{v:?} is not a whole number")))
+        }
+    }
+    d.deserialize_any(Whole).map(Some)
+}

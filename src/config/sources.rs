@@ -302,6 +302,18 @@ pub(super) fn static_source(
             ));
         }
         (Some(id), None) if id.trim().is_empty() => return Err(empty()),
+        // It goes into the Authorization header of every call: anything else would fail every
+        // poll with the same error, after --check-config had said "ok".
+        (Some(id), None) if !id.trim().chars().all(|c| c.is_ascii_graphic()) => {
+            return Err(fault(
+                &k("secret_id"),
+                format!(
+                    "account {name:?}: {:?} holds a character that is not printable ASCII \
+                     (a SecretId is like AKID...)",
+                    id.trim()
+                ),
+            ));
+        }
         (Some(id), None) => Some(SecretIdFrom::Inline(id.trim().to_owned())),
         (None, Some(file)) => {
             let path = std::path::PathBuf::from(file.trim());

@@ -6,7 +6,13 @@
 //! any moment between its send and the moment its answer (or failure) is back, so a call is
 //! counted in every one-second window that overlaps that span. The budget therefore hands out
 //! permits: a permit is taken just before a call is sent and is held until [`WINDOW`] after the
-//! answer or failure is back (or the call is abandoned). At most N permits are held at once.
+//! answer or failure is back. At most N permits are held at once.
+//!
+//! A call abandoned in flight (the other pages of a poll that failed, a poll stopped by a reload
+//! or shutdown) has no answer to wait for, and the bytes it wrote may still be on their way to the
+//! server (in the network, in a proxy). Its permit is held as if the call had run to its timeout,
+//! which is the latest its failure would have been back: until [`WINDOW`] after
+//! `sent + timeout` (see [`Permit::sending`]), so abandoning a call never shortens its span.
 //!
 //! Why that bounds arrivals: if N+1 calls could arrive in one window `[t, t+1 s)`, each was sent
 //! before `t+1 s` and came back at or after `t`, so each held its permit from its send until past
@@ -21,7 +27,8 @@
 //! (see `crate::app`); a reload keeps it, with its held permits, and [`Budget::set_limit`] applies
 //! a new limit at once. Time is `tokio::time`, so tests drive it with `tokio::time::pause`.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -46,9 +53,9 @@ struct State {
     limit: usize,
     /// Calls sent whose answer is not back yet.
     in_flight: usize,
-    /// When each finished call's permit comes free, oldest first (always `finish + WINDOW`, so
-    /// pushed in order).
-    cooling: VecDeque<Instant>,
+    /// When each finished call's permit comes free, soonest first (`back + WINDOW`; later for an
+    /// abandoned call, so not in the order pushed).
+    cooling: BinaryHeap<Reverse<Instant>>,
     /// Lanes with waiters, in round-robin order: the front lane is served next.
     lanes: VecDeque<Lane>,
 }
@@ -66,8 +73,8 @@ impl State {
 
     /// Frees expired permits and grants free ones to waiters, round-robin over lanes.
     fn pump(&mut self, now: Instant) {
-        while self.cooling.front().is_some_and(|t| *t <= now) {
-            self.cooling.pop_front();
+        while self.cooling.peek().is_some_and(|t| t.0 <= now) {
+            self.cooling.pop();
         }
         while self.held() < self.limit {
             let Some(mut lane) = self.lanes.pop_front() else {
@@ -87,18 +94,36 @@ impl State {
     }
 }
 
-/// The right to have one call in flight; dropping it (answer back, failure, or the call abandoned)
-/// starts its [`WINDOW`] of cool-down.
+/// The right to have one call in flight. [`Permit::done`] (answer or failure back) starts its
+/// [`WINDOW`] of cool-down; dropped without it (the call abandoned), the cool-down starts no
+/// earlier than the call's timeout would have ended it.
 #[derive(Debug)]
 pub struct Permit<'a> {
     budget: &'a Budget,
+    /// `sent + timeout` once the call is sent: the latest its failure would be back.
+    latest_back: Option<Instant>,
+}
+
+impl Permit<'_> {
+    /// Says the call is being sent now and gives up after `timeout`: if it is abandoned, its
+    /// permit is held until [`WINDOW`] after `now + timeout`.
+    pub fn sending(&mut self, timeout: Duration) {
+        self.latest_back = Instant::now().checked_add(timeout);
+    }
+
+    /// The answer or failure is back: the permit cools down for [`WINDOW`] from now.
+    pub fn done(mut self) {
+        self.latest_back = None;
+    }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
+        let now = Instant::now();
+        let back = self.latest_back.map_or(now, |t| t.max(now));
         let mut state = self.budget.lock();
         state.in_flight -= 1;
-        state.cooling.push_back(Instant::now() + WINDOW);
+        state.cooling.push(Reverse(back + WINDOW));
         drop(state);
         self.budget.changed.notify_waiters();
     }
@@ -129,7 +154,7 @@ impl Budget {
             state: Mutex::new(State {
                 limit: per_second.max(1) as usize,
                 in_flight: 0,
-                cooling: VecDeque::new(),
+                cooling: BinaryHeap::new(),
                 lanes: VecDeque::new(),
             }),
             changed: Notify::new(),
@@ -191,7 +216,7 @@ impl Budget {
             let next_free = {
                 let mut state = self.lock();
                 state.pump(Instant::now());
-                state.cooling.front().copied()
+                state.cooling.peek().map(|t| t.0)
             };
             let sleep = async {
                 match next_free {
@@ -205,7 +230,7 @@ impl Budget {
                     if got.is_ok() {
                         // Taken: the guard's receiver is spent, so its drop returns nothing.
                         drop(waiting);
-                        return Permit { budget: self };
+                        return Permit { budget: self, latest_back: None };
                     }
                     // Never expected (the budget drops no waiter it has not granted); queue again
                     // rather than spin or panic.
@@ -220,15 +245,24 @@ impl Budget {
     }
 }
 
-/// Which budget an account draws from: its `rate_limit_group` when set, else the Tencent key
-/// that signs its calls. For `AssumeRole` that is the source key (the temporary keys it yields
-/// sign for the same account); for CVM roles and TKE OIDC, the role. Two accounts with the same
-/// key share one budget. The text names the key and never holds a secret (a SecretId is not one).
-pub fn budget_key(account: &crate::config::AccountConfig) -> String {
+/// What ties an account to others' budgets: the Tencent key that signs its calls and, when set,
+/// its `rate_limit_group`. For `AssumeRole` the key is the source key (the temporary keys it
+/// yields sign for the same account); for CVM roles and TKE OIDC, the role. The texts name the
+/// key and never hold a secret (a SecretId is not one).
+fn identities(account: &crate::config::AccountConfig) -> Vec<String> {
+    let mut ids = vec![base_key(&account.credentials.spec().base)];
     if let Some(group) = &account.rate_limit_group {
-        return format!("rate_limit_group {group:?}");
+        ids.push(format!("rate_limit_group {group:?}"));
     }
-    base_key(&account.credentials.spec().base)
+    ids
+}
+
+/// Which budget each account draws from, by account name. See [`budget_groups`].
+pub fn budget_keys(accounts: &[crate::config::AccountConfig]) -> HashMap<String, String> {
+    budget_groups(accounts)
+        .into_iter()
+        .flat_map(|(key, names)| names.into_iter().map(move |n| (n, key.clone())))
+        .collect()
 }
 
 fn base_key(base: &crate::tencent::credentials::BaseSource) -> String {
@@ -263,18 +297,60 @@ fn base_key(base: &crate::tencent::credentials::BaseSource) -> String {
     }
 }
 
-/// The budgets `accounts` draw from: each key with the names of its accounts, in configuration
-/// order. For `--check-config` and the start-up log.
+/// The budgets `accounts` draw from, each named with the names of its accounts, in
+/// configuration order. Accounts that sign with the same key share one budget, and so do
+/// accounts of one `rate_limit_group`, transitively: a group joins the budget of every key its
+/// accounts sign with, since Tencent counts per key whatever label an account has. A budget is
+/// named by its first `rate_limit_group`, else by its key. For `--check-config`, the start-up
+/// log and [`budget_keys`].
 pub fn budget_groups(accounts: &[crate::config::AccountConfig]) -> Vec<(String, Vec<String>)> {
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for account in accounts {
-        let key = budget_key(account);
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, names)) => names.push(account.name.clone()),
-            None => groups.push((key, vec![account.name.clone()])),
+    // Union-find over account positions: each joins the first account with a shared identity.
+    fn root(parent: &[usize], mut i: usize) -> usize {
+        while let Some(&p) = parent.get(i) {
+            if p == i {
+                break;
+            }
+            i = p;
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..accounts.len()).collect();
+    let mut first_with: HashMap<String, usize> = HashMap::new();
+    for (i, account) in accounts.iter().enumerate() {
+        for id in identities(account) {
+            let j = *first_with.entry(id).or_insert(i);
+            let (a, b) = (root(&parent, i), root(&parent, j));
+            if let Some(slot) = parent.get_mut(a.max(b)) {
+                *slot = a.min(b);
+            }
+        }
+    }
+    let mut groups: Vec<(usize, Option<String>, String, Vec<String>)> = Vec::new();
+    for (i, account) in accounts.iter().enumerate() {
+        let r = root(&parent, i);
+        let group = account
+            .rate_limit_group
+            .as_ref()
+            .map(|g| format!("rate_limit_group {g:?}"));
+        match groups.iter_mut().find(|(k, ..)| *k == r) {
+            Some((_, named, _, names)) => {
+                if named.is_none() {
+                    *named = group;
+                }
+                names.push(account.name.clone());
+            }
+            None => groups.push((
+                r,
+                group,
+                base_key(&account.credentials.spec().base),
+                vec![account.name.clone()],
+            )),
         }
     }
     groups
+        .into_iter()
+        .map(|(_, group, key, names)| (group.unwrap_or(key), names))
+        .collect()
 }
 
 /// The largest number of instants that fall in any half-open window of `window` length.
@@ -472,6 +548,41 @@ mod tests {
         drop(slow);
         let got = waiter.await.unwrap();
         assert_eq!(got.duration_since(start), Duration::from_secs(5) + WINDOW);
+    }
+
+    /// A call abandoned in flight (its poll failed on another page, or was stopped) may still
+    /// arrive: its permit is held as if it had run to its timeout, never less.
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_call_holds_its_permit_as_if_it_ran_to_its_timeout() {
+        let budget = Arc::new(Budget::new(1));
+        let start = Instant::now();
+        let mut sent = budget.acquire("a").await;
+        sent.sending(Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(sent);
+        let _p = budget.acquire("a").await;
+        assert_eq!(
+            Instant::now().duration_since(start),
+            Duration::from_secs(10) + WINDOW
+        );
+        // Answered: one WINDOW from the answer, whatever the timeout.
+        let budget = Budget::new(1);
+        let start = Instant::now();
+        let mut answered = budget.acquire("a").await;
+        answered.sending(Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answered.done();
+        let _p = budget.acquire("a").await;
+        assert_eq!(
+            Instant::now().duration_since(start),
+            Duration::from_millis(100) + WINDOW
+        );
+        // Dropped before it was sent: nothing left the host.
+        let budget = Budget::new(1);
+        let start = Instant::now();
+        drop(budget.acquire("a").await);
+        let _p = budget.acquire("a").await;
+        assert_eq!(Instant::now().duration_since(start), WINDOW);
     }
 
     #[tokio::test(start_paused = true)]

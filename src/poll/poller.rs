@@ -166,9 +166,11 @@ pub const MAX_REREADS: u32 = 2;
 /// concurrently. When both are null, pages are read one after another until a short or empty
 /// page.
 ///
-/// A read is complete when no id came twice and, with totals given, every page up to the last
-/// came full, no page came empty, the totals stayed those of page 1 (a null is no evidence) and
-/// the entries read equal `TotalNum`. An incomplete read is reported to `on_reread` and read
+/// A read is complete when no id came twice and, with totals given, every page before the last
+/// the totals imply came full, no page came empty while they promised more, the totals stayed
+/// those of page 1 (a null is no evidence) and the entries read equal `TotalNum`. When both are
+/// given and disagree, `TotalNum` rules: a `TotalPage` one too high (or 1 for an empty list)
+/// only costs a call for an empty page. An incomplete read is reported to `on_reread` and read
 /// again from page 1, up to [`MAX_REREADS`] times; then the poll fails with
 /// [`PollError::Incomplete`], so the previous complete list stays.
 pub async fn poll_pair<S: PageSource>(
@@ -271,6 +273,11 @@ fn assemble(
     let mut seen = HashSet::new();
     let mut listed = 0u64;
     let mut trouble = None;
+    // The pages the totals say exist; every one before the last of them must come full.
+    let full_pages = total_num
+        .map(|n| n.div_ceil(u64::from(page_size.max(1))))
+        .or(total_page)
+        .unwrap_or(0);
     for (i, answer) in answers.into_iter().enumerate() {
         let last = i + 1 == pages;
         if i == 0 {
@@ -282,11 +289,17 @@ fn assemble(
         ) {
             trouble.get_or_insert(Incomplete::TotalsChanged);
         }
-        let promised_more =
-            total_num.is_some_and(|n| n > listed) || total_page.is_some_and(|p| p > i as u64);
+        // `TotalNum`, when given, is what completeness is measured against: a `TotalPage` that
+        // disagrees with it (one page too many, or 1 for an empty list) proves no shift. Only
+        // without `TotalNum` does `TotalPage` say how many pages must come full.
+        let promised_more = match total_num {
+            Some(n) => n > listed,
+            None => total_page.is_some_and(|p| p > i as u64),
+        };
+        let must_be_full = (i as u64 + 1) < full_pages;
         if answer.listed == 0 && promised_more {
             trouble.get_or_insert(Incomplete::EmptyPage);
-        } else if !last && answer.listed < page_size as usize {
+        } else if !last && must_be_full && answer.listed < page_size as usize {
             trouble.get_or_insert(Incomplete::CountMismatch);
         }
         listed += answer.listed as u64;

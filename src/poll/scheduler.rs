@@ -23,9 +23,12 @@ use crate::tencent::client::{ApiError, LiveClient};
 pub const FIRST_POLL_SPREAD: Duration = Duration::from_millis(250);
 
 /// The spacing of first polls for `accounts` accounts: at most [`FIRST_POLL_SPREAD`], and all of
-/// them within one interval.
+/// them started within the first half of one interval, so that every pair's first poll is done
+/// within its interval even at a thousand accounts (spread over the whole interval, the last
+/// account's first poll ended just after it).
 pub fn first_poll_spread(interval: Duration, accounts: usize) -> Duration {
-    FIRST_POLL_SPREAD.min(interval / (accounts.max(1) as u32))
+    let accounts = u32::try_from(accounts.max(1)).unwrap_or(u32::MAX);
+    FIRST_POLL_SPREAD.min(interval / 2 / accounts)
 }
 
 /// The pollers of one account: one task per query type, stopped together.
@@ -192,5 +195,29 @@ fn log_failure(account: &str, query: QueryType, error: &PollError, transition: T
         tracing::warn!(account, query = %query, code, request_id, "poll failed: {error}{hint}");
     } else {
         tracing::debug!(account, query = %query, code, request_id, "poll failed again: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_polls_of_any_number_of_accounts_start_within_half_an_interval() {
+        let interval = Duration::from_secs(60);
+        for accounts in [1_usize, 2, 10, 100, 240, 1_000, 10_000] {
+            let spread = first_poll_spread(interval, accounts);
+            assert!(spread <= FIRST_POLL_SPREAD);
+            let last_start = spread * (accounts as u32 - 1);
+            assert!(
+                last_start <= interval / 2,
+                "{accounts}: last first poll at {last_start:?}"
+            );
+        }
+        assert_eq!(first_poll_spread(interval, 4), FIRST_POLL_SPREAD);
+        assert_eq!(
+            first_poll_spread(interval, 1_000),
+            Duration::from_millis(30)
+        );
     }
 }

@@ -216,9 +216,10 @@ impl LiveClient {
             })
             .await?;
         let credentials = lease.credentials;
-        // Held until the answer or failure is back (dropped at the end of this function), so the
-        // call counts in every window in which it may have arrived.
-        let _permit = self
+        // Held until the answer or failure is back (`done` below), so the call counts in every
+        // window in which it may have arrived; if this future is dropped mid-call, as long as
+        // the timeout would have held it.
+        let mut permit = self
             .budget
             .acquire(&format!("{}/{}", self.account, query))
             .await;
@@ -259,7 +260,9 @@ impl LiveClient {
 
         self.metrics.api_request(&self.account);
         let started = tokio::time::Instant::now();
+        permit.sending(self.timeout);
         let result = tokio::time::timeout(self.timeout, self.send(headers, body)).await;
+        permit.done();
         self.metrics
             .api_duration(&self.account, started.elapsed().as_secs_f64());
         let result = result.unwrap_or_else(|_| {

@@ -30,7 +30,9 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use serde_json::Value;
 
-use crate::prometheus_e2e::{Api, Processes, free_port, rule_job, scratch_dir};
+use crate::prometheus_e2e::{
+    Api, Processes, free_port, rule_job, scratch_dir, start_demo_once_discovered,
+};
 use crate::support::{repo_path, tool};
 
 /// Bound on the whole test once the processes are started.
@@ -242,38 +244,7 @@ async fn alertmanager_pages_the_critical_pool_alert_and_inhibits_its_warning_twi
         http,
     };
 
-    // Prometheus has discovered its target (up to 5 s), then the exporter starts, so that its
-    // first poll is scraped at once.
-    loop {
-        procs.assert_running();
-        assert!(
-            started.elapsed() < DEADLINE,
-            "Prometheus did not discover its target in time:\n{}",
-            procs.log("prometheus")
-        );
-        if let Ok(data) = prom.data("/api/v1/targets", &[]).await {
-            if data["activeTargets"]
-                .as_array()
-                .is_some_and(|t| !t.is_empty())
-            {
-                break;
-            }
-        }
-        tokio::time::sleep(ROUND).await;
-    }
-    let mut exporter = Command::new(env!("CARGO_BIN_EXE_tencent-live-exporter"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TLE") || key.starts_with("TENCENTCLOUD") || key == "RUST_LOG" {
-            exporter.env_remove(key);
-        }
-    }
-    procs.spawn(
-        "exporter",
-        exporter
-            .args(["--demo", "--web.listen-address"])
-            .arg(format!("127.0.0.1:{exporter_port}"))
-            .env("TLE__POLL__INTERVAL", "2s"),
-    );
+    start_demo_once_discovered(&mut procs, &prom, exporter_port, started, DEADLINE).await;
 
     let critical = |r: &Received| {
         r.alertname == "TencentLiveRunwayCritical"

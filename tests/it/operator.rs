@@ -268,3 +268,24 @@ fn each_test_tool_names_its_debian_package() {
         assert_eq!(package_of(tool), package, "{tool}");
     }
 }
+
+/// The credential report is TOML comments too: a SecretId or an error text with control
+/// characters (here a BEL in the environment's SecretId) must not break the output.
+#[test]
+fn check_config_credential_report_with_control_characters_is_valid_toml() {
+    let dir = scratch();
+    let out = bare(&dir)
+        .env("TENCENTCLOUD_SECRET_ID", "AK\u{7}ID")
+        .env("TENCENTCLOUD_SECRET_KEY", "hunter2-k")
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains("# account \"default\": ok: env (via chain), SecretId AK\\u{7}ID"),
+        "{stdout}\n{stderr}"
+    );
+    let parsed: Result<toml::Table, _> = toml::from_str(&stdout);
+    assert!(parsed.is_ok(), "{:?}\n{stdout}", parsed.err());
+    assert!(!stdout.contains("hunter2"));
+}

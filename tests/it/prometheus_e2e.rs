@@ -299,6 +299,49 @@ impl Api {
     }
 }
 
+/// Waits (bounded by `deadline` from `started`) until Prometheus has discovered its target (the
+/// discovery manager hands targets over after up to 5 s), then starts the exporter's `--demo`
+/// on `exporter_port` with a 2 s poll interval, so that its first poll is scraped at once. The
+/// exporter runs without any `TLE*`/`TENCENTCLOUD*` variable of the test's environment.
+pub(crate) async fn start_demo_once_discovered(
+    procs: &mut Processes,
+    api: &Api,
+    exporter_port: u16,
+    started: Instant,
+    deadline: Duration,
+) {
+    loop {
+        procs.assert_running();
+        assert!(
+            started.elapsed() < deadline,
+            "Prometheus did not discover its target in time:\n{}",
+            procs.log("prometheus")
+        );
+        if let Ok(data) = api.data("/api/v1/targets", &[]).await {
+            if data["activeTargets"]
+                .as_array()
+                .is_some_and(|t| !t.is_empty())
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(ROUND).await;
+    }
+    let mut exporter = Command::new(env!("CARGO_BIN_EXE_tencent-live-exporter"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TLE") || key.starts_with("TENCENTCLOUD") || key == "RUST_LOG" {
+            exporter.env_remove(key);
+        }
+    }
+    procs.spawn(
+        "exporter",
+        exporter
+            .args(["--demo", "--web.listen-address"])
+            .arg(format!("127.0.0.1:{exporter_port}"))
+            .env("TLE__POLL__INTERVAL", "2s"),
+    );
+}
+
 pub(crate) fn rule_job(alerts: &str) -> String {
     let jobs: BTreeSet<&str> = alerts
         .match_indices("job=\"")
@@ -413,38 +456,7 @@ async fn a_real_prometheus_evaluates_every_dashboard_query_and_rule_and_the_demo
             .unwrap(),
     };
 
-    // Prometheus ready and its target discovered (the discovery manager hands targets over
-    // after up to 5 s), then the exporter, so that its first poll is scraped at once.
-    loop {
-        procs.assert_running();
-        assert!(
-            started.elapsed() < DEADLINE,
-            "Prometheus did not discover its target in time:\n{}",
-            procs.log("prometheus")
-        );
-        if let Ok(data) = api.data("/api/v1/targets", &[]).await {
-            if data["activeTargets"]
-                .as_array()
-                .is_some_and(|t| !t.is_empty())
-            {
-                break;
-            }
-        }
-        tokio::time::sleep(ROUND).await;
-    }
-    let mut exporter = Command::new(env!("CARGO_BIN_EXE_tencent-live-exporter"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TLE") || key.starts_with("TENCENTCLOUD") || key == "RUST_LOG" {
-            exporter.env_remove(key);
-        }
-    }
-    procs.spawn(
-        "exporter",
-        exporter
-            .args(["--demo", "--web.listen-address"])
-            .arg(format!("127.0.0.1:{exporter_port}"))
-            .env("TLE__POLL__INTERVAL", "2s"),
-    );
+    start_demo_once_discovered(&mut procs, &api, exporter_port, started, DEADLINE).await;
 
     let mut seen = Seen::default();
     let outcome = loop {

@@ -332,3 +332,111 @@ async fn a_removed_accounts_own_series_go_too() {
         "the remaining account keeps its counters"
     );
 }
+
+/// A burst of reloads while one is running: every caller gets an answer, and the burst costs one
+/// more reload, not one per caller (a burst of `POST /-/reload` once held hundreds of connection
+/// slots for a second each, one reload after another). The shared reload still reads the newest
+/// file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_reloads_shares_one_queued_reload() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, mpsc};
+    use tencent_live_exporter::app::{ConfigLoader, Exporter};
+    use tencent_live_exporter::config::{self, Overrides};
+    use tencent_live_exporter::tencent::client::Transport;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::support::{IN_PROCESS_ENDPOINT, PATIENCE, config_toml};
+
+    let parse = |accounts: &[Account]| {
+        let path = std::env::temp_dir().join(format!(
+            "tle-reload-burst-{}-{}.toml",
+            std::process::id(),
+            accounts[0].0
+        ));
+        std::fs::write(&path, config_toml(accounts, IN_PROCESS_ENDPOINT, "")).unwrap();
+        config::load(Some(&path), &Overrides::default(), Default::default()).unwrap()
+    };
+    let (old, new) = (parse(&[B]), parse(&[C]));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (entered_tx, entered) = mpsc::channel::<()>();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let entered_tx = Mutex::new(entered_tx);
+    let loader: ConfigLoader = {
+        let calls = calls.clone();
+        Arc::new(move || {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                entered_tx.lock().unwrap().send(()).unwrap();
+                release_rx.lock().unwrap().recv_timeout(PATIENCE).unwrap();
+                Ok(old.clone())
+            } else {
+                Ok(new.clone())
+            }
+        })
+    };
+    let sim = sim();
+    let exporter = Exporter::start_with(
+        &parse(&[A]),
+        CancellationToken::new(),
+        Transport::InProcess(sim.router()),
+        Some(loader),
+    );
+    let first = tokio::spawn({
+        let e = exporter.clone();
+        async move { e.reload_in_task().await }
+    });
+    tokio::task::spawn_blocking(move || entered.recv_timeout(PATIENCE).unwrap())
+        .await
+        .unwrap();
+    // Each caller is polled once (it joins the queue on its first poll) before the running
+    // reload is let go, so the whole burst is known to have arrived while it ran.
+    let (joined_tx, mut joined) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let burst: Vec<_> = (0..50)
+        .map(|_| {
+            let (e, joined_tx) = (exporter.clone(), joined_tx.clone());
+            tokio::spawn(async move {
+                let reload = e.reload_in_task();
+                tokio::pin!(reload);
+                tokio::select! {
+                    biased;
+                    done = &mut reload => return done,
+                    () = std::future::ready(()) => {}
+                }
+                joined_tx.send(()).unwrap();
+                reload.await
+            })
+        })
+        .collect();
+    for _ in 0..50 {
+        tokio::time::timeout(PATIENCE, joined.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    release.send(()).unwrap();
+    tokio::time::timeout(PATIENCE, first)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    for reload in burst {
+        tokio::time::timeout(PATIENCE, reload)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the running reload and one shared by the burst"
+    );
+    exporter.wait_for_polls(1).await;
+    let text = String::from_utf8(exporter.store().exposition().text.to_vec()).unwrap();
+    assert!(
+        text.contains(r#"tencent_live_up{account="c",package_type="traffic"} 1"#),
+        "the burst's reload read the newest file:\n{text}"
+    );
+    exporter.stop().await;
+}

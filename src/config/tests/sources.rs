@@ -2,6 +2,44 @@
 
 use super::*;
 
+/// Tencent counts per key whatever label an account has: a `rate_limit_group` on one of two
+/// accounts that sign with one key joins that key's budget instead of splitting it (which let
+/// the key see two limits' worth of calls), and joins the group's other keys with it.
+#[test]
+fn a_rate_limit_group_joins_the_budget_of_its_key_not_splits_it() {
+    let acc = |name: &str, lines: &str| format!("[[accounts]]\nname = \"{name}\"\n{lines}\n");
+    let keys = |id: &str| format!("secret_id = \"{id}\"\nsecret_key = \"k\"");
+    let toml = [
+        acc("a", &keys("AKIDsame")),
+        acc(
+            "b",
+            &format!("{}\nrate_limit_group = \"cdn\"", keys("AKIDsame")),
+        ),
+        acc("c", &keys("AKIDother")),
+        acc(
+            "d",
+            &format!("{}\nrate_limit_group = \"cdn\"", keys("AKIDthird")),
+        ),
+        acc("e", &keys("AKIDthird")),
+    ]
+    .concat();
+    let c = from_toml(&toml, &[]).unwrap();
+    let groups = crate::poll::budget::budget_groups(&c.accounts);
+    assert_eq!(
+        groups,
+        [
+            (
+                "rate_limit_group \"cdn\"".to_owned(),
+                vec!["a".into(), "b".into(), "d".into(), "e".into()]
+            ),
+            ("SecretId AKIDother".to_owned(), vec!["c".into()]),
+        ]
+    );
+    let keys = crate::poll::budget::budget_keys(&c.accounts);
+    assert_eq!(keys["a"], keys["e"]);
+    assert_ne!(keys["a"], keys["c"]);
+}
+
 #[test]
 fn credential_sources_are_chosen_by_the_keys_given() {
     let source = |lines: &str, vars: &[(&str, &str)]| {
@@ -341,14 +379,51 @@ fn telemetry_paths_that_axum_would_take_as_patterns_are_refused() {
 }
 
 #[test]
+fn a_fractional_count_is_refused_not_rounded() {
+    for key in ["requests_per_second", "page_size", "max_retries"] {
+        for v in ["10.5", "2.0", "1e1"] {
+            let e = from_toml(&format!("[poll]\n{key} = {v}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(key) && e.contains("whole number"),
+                "{key} = {v}: {e}"
+            );
+        }
+        let env = format!("TLE__POLL__{}", key.to_uppercase());
+        let e = from_toml("", &[(env.as_str(), "10.5")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key) && e.contains("whole number"), "{env}: {e}");
+        let ok = from_toml("", &[(env.as_str(), "10")]);
+        assert!(ok.is_ok(), "{env}=10: {:?}", ok.err());
+    }
+    let c = from_toml("[poll]\npage_size = 50\nmax_retries = 0\n", &[]).unwrap();
+    assert_eq!((c.poll.page_size, c.poll.retry.max_retries), (50, 0));
+}
+
+#[test]
+fn an_inline_secret_id_that_cannot_sign_is_refused_naming_the_key() {
+    for id in ["AK\\u0007ID", "AKID\\u00e9", "AK ID", "AK\\u0000ID"] {
+        let toml =
+            format!("[[accounts]]\nname = \"a\"\nsecret_id = \"{id}\"\nsecret_key = \"k\"\n");
+        let e = from_toml(&toml, &[]).unwrap_err().to_string();
+        assert!(e.contains("accounts[0].secret_id"), "{id}: {e}");
+        assert!(e.contains("printable ASCII"), "{id}: {e}");
+    }
+    let ok = "[[accounts]]\nname = \"a\"\nsecret_id = \" AKIDok \"\nsecret_key = \"k\"\n";
+    assert!(from_toml(ok, &[]).is_ok());
+}
+
+#[test]
 fn check_config_output_with_control_characters_is_valid_toml() {
-    let toml = "[[accounts]]\nname = \"a\\u0000b\\nc\\u001b[31m\\\"q\\\\\"\nsecret_id = \"AKID\\u007f\\t1\\r\"\nsecret_key = \"k\"\n";
+    let toml = "[[accounts]]\nname = \"a\\u0000b\\nc\\u001b[31m\\\"q\\\\\"\nsecret_id = \"AKID\\\"q\\\\\"\nsecret_key = \"k\"\n";
     let c = from_toml(toml, &[]).unwrap();
     let out = c.to_redacted_toml();
     let parsed: toml::Table = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
     let account = &parsed["accounts"].as_array().unwrap()[0];
     assert_eq!(account["name"].as_str(), Some("a\u{0}b\nc\u{1b}[31m\"q\\"));
-    assert_eq!(account["secret_id"].as_str(), Some("AKID\u{7f}\t1"));
+    assert_eq!(account["secret_id"].as_str(), Some("AKID\"q\\"));
     let back = from_toml(&out.replace("[REDACTED]", "k"), &[]).unwrap();
     assert_eq!(back.accounts[0].name, c.accounts[0].name);
     // Comments too: a profile file path with a newline stays on its comment line.

@@ -79,6 +79,38 @@ async fn success_replaces_whole_failure_keeps_and_other_pairs_are_untouched() {
     assert!(t.contains("package_id=\"t1\""));
 }
 
+/// A package the API lists under two query types of one account is one series (a repeated
+/// series makes Prometheus drop samples), whichever pair's piece is re-encoded; and it comes
+/// back under the later pair when the earlier one no longer lists it.
+#[tokio::test(start_paused = true)]
+async fn a_package_under_two_query_types_of_one_account_is_one_series() {
+    let s = Store::new(Arc::new(ExporterMetrics::new()), Duration::from_secs(900));
+    let count = |t: &str, id: &str| {
+        t.lines()
+            .filter(|l| l.starts_with("tencent_live_package_quota_bytes{"))
+            .filter(|l| l.contains(&format!("package_id=\"{id}\"")))
+            .count()
+    };
+    s.record_success(
+        "a",
+        QueryType::Traffic,
+        outcome(&["x", "p"]),
+        Duration::ZERO,
+    );
+    s.record_success("a", QueryType::Transcode, outcome(&["x"]), Duration::ZERO);
+    s.record_success("b", QueryType::Transcode, outcome(&["x"]), Duration::ZERO);
+    let t = text(&s);
+    assert_eq!(count(&t, "x"), 2, "once per account: {t}");
+    // Only the later pair changes: its cached piece must still leave x out.
+    s.record_success("a", QueryType::Transcode, outcome(&["x"]), Duration::ZERO);
+    assert_eq!(count(&text(&s), "x"), 2);
+    // Only the earlier pair changes, and drops x: the later pair shows it again.
+    s.record_success("a", QueryType::Traffic, outcome(&["p"]), Duration::ZERO);
+    let t = text(&s);
+    assert_eq!(count(&t, "x"), 2, "{t}");
+    assert_eq!(count(&t, "p"), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn package_series_expire_after_max_staleness() {
     let s = Store::new(Arc::new(ExporterMetrics::new()), Duration::from_secs(900));

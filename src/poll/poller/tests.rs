@@ -227,6 +227,70 @@ async fn an_empty_list_with_total_num_nine_is_incomplete() {
     assert!(out.packages.is_empty());
 }
 
+/// `TotalPage` and `TotalNum` disagree (TotalPage one too many, as an API that computes it
+/// as `TotalNum / PageSize + 1` would give): the ids read equal `TotalNum`, so the list is
+/// complete, and the extra page coming empty or the one before it short proves no shift.
+#[tokio::test]
+async fn total_num_met_is_complete_whatever_total_page_says() {
+    let s = Script::new(vec![
+        full("a", Some(3), Some(20)),
+        full("b", Some(3), Some(20)),
+    ]);
+    let out = poll_pair(
+        s.clone(),
+        QueryType::Traffic,
+        10,
+        RetryPolicy::NONE,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.packages.len(), 20);
+    assert_eq!(s.calls().len(), 3, "the third page, empty, was read");
+    let s = Script::new(vec![
+        full("a", Some(3), Some(15)),
+        page(&["b1", "b2", "b3", "b4", "b5"], Some(3), Some(15)),
+    ]);
+    let out = poll_pair(
+        s.clone(),
+        QueryType::Traffic,
+        10,
+        RetryPolicy::NONE,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.packages.len(), 15);
+    // No packages of this type: TotalNum 0 with TotalPage 1 is an empty list, not a shift.
+    let s = Script::new(vec![page(&[], Some(1), Some(0))]);
+    let out = poll_pair(
+        s.clone(),
+        QueryType::Traffic,
+        10,
+        RetryPolicy::NONE,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert!(out.packages.is_empty());
+    // TotalNum still rules the other way: one short of it is incomplete.
+    let s = Script::new(vec![
+        full("a", Some(3), Some(21)),
+        full("b", Some(3), Some(21)),
+    ]);
+    assert!(matches!(
+        poll_pair(
+            s.clone(),
+            QueryType::Traffic,
+            10,
+            RetryPolicy::NONE,
+            &|_| {}
+        )
+        .await,
+        Err(PollError::Incomplete { .. })
+    ));
+}
+
 #[tokio::test]
 async fn fewer_packages_than_total_num_is_incomplete() {
     let s = Script::new(vec![
