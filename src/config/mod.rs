@@ -4,6 +4,12 @@
 //! Layers, later wins: built-in defaults, the TOML file (`--config.file`), environment overrides
 //! `TLE__SECTION__KEY` (double underscores, because keys contain single ones), then flags.
 //! Validation turns strings into durations, URLs and secrets, and names the key of every fault.
+//!
+//! - `raw.rs`: the raw layers, exactly as written, unknown keys refused.
+//! - `mod.rs` (here): validation into [`Config`] (durations, URLs, ranges).
+//! - `sources.rs`: which Tencent credential source each account uses (SDK env names, profile
+//!   paths, TKE variables, role ARNs); the credentials themselves are fetched in `tencent/`.
+//! - `print.rs`: `--check-config`'s TOML, secrets redacted.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
