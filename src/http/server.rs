@@ -157,16 +157,28 @@ async fn healthz() -> impl IntoResponse {
 }
 
 /// The status page: the store's last results, rendered for a person.
-async fn landing(State(state): State<AppState>) -> Html<String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    Html(crate::http::status_page::render(
-        &state.store.pairs(),
-        &state.telemetry_path,
-        now,
-    ))
+async fn landing(State(state): State<AppState>) -> Response {
+    // Sorting and rendering every package is CPU work that grows with the accounts: it runs on
+    // a blocking thread, so scrapes served by the async workers never wait behind it.
+    let rendered = tokio::task::spawn_blocking(move || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        crate::http::status_page::render(&state.store.pairs(), &state.telemetry_path, now)
+    })
+    .await;
+    match rendered {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!("rendering the status page failed: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "rendering the status page failed\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled; in-flight requests finish.
