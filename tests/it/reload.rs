@@ -204,11 +204,18 @@ async fn the_reload_log_says_what_changed() {
     assert!(line("b", "reload: account's credentials changed"), "{text}");
 }
 
-/// Two reloads at once: the first one's read of the configuration is held up (as a slow disk
-/// would) while the file changes and the second one starts. The newest file must be the one that
-/// runs: without serialization the second applies first and the first then applies the old file.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_concurrent_reloads_apply_in_order() {
+/// An exporter on account A whose first reload is held up: it has read the old file (account B)
+/// and waits, as a slow disk would, until `release` is sent; every later read gives the new file
+/// (account C). `calls` counts the reads.
+struct HeldReload {
+    exporter: std::sync::Arc<tencent_live_exporter::app::Exporter>,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    release: std::sync::mpsc::Sender<()>,
+    first: tokio::task::JoinHandle<Result<(), String>>,
+    _sim: Simulator,
+}
+
+async fn hold_a_reload(tag: &str) -> HeldReload {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, mpsc};
     use tencent_live_exporter::app::{ConfigLoader, Exporter};
@@ -220,7 +227,7 @@ async fn two_concurrent_reloads_apply_in_order() {
 
     let parse = |accounts: &[Account]| {
         let path = std::env::temp_dir().join(format!(
-            "tle-reload-order-{}-{}.toml",
+            "tle-reload-{tag}-{}-{}.toml",
             std::process::id(),
             accounts[0].0
         ));
@@ -247,9 +254,8 @@ async fn two_concurrent_reloads_apply_in_order() {
         })
     };
     let sim = sim();
-    let start = parse(&[A]);
     let exporter = Exporter::start_with(
-        &start,
+        &parse(&[A]),
         CancellationToken::new(),
         Transport::InProcess(sim.router()),
         Some(loader),
@@ -261,24 +267,26 @@ async fn two_concurrent_reloads_apply_in_order() {
     tokio::task::spawn_blocking(move || entered.recv_timeout(PATIENCE).unwrap())
         .await
         .unwrap();
-    let mut second = tokio::spawn({
-        let e = exporter.clone();
-        async move { e.reload_in_task().await }
-    });
-    // Unserialized, the second reload finishes now, before the first; serialized, it waits.
-    let _ = tokio::time::timeout(Duration::from_millis(300), &mut second).await;
-    release.send(()).unwrap();
-    tokio::time::timeout(PATIENCE, first)
+    HeldReload {
+        exporter,
+        calls,
+        release,
+        first,
+        _sim: sim,
+    }
+}
+
+/// Waits for a reload's task and its outcome, within the test's patience.
+async fn reloaded(task: tokio::task::JoinHandle<Result<(), String>>) {
+    tokio::time::timeout(crate::support::PATIENCE, task)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
-    tokio::time::timeout(PATIENCE, second)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// Once every reload is done: the newer configuration (account C) runs, the older (B) does not.
+async fn assert_the_newest_file_runs(exporter: &tencent_live_exporter::app::Exporter) {
     exporter.wait_for_polls(1).await;
     let text = String::from_utf8(exporter.store().exposition().text.to_vec()).unwrap();
     assert!(
@@ -289,6 +297,33 @@ async fn two_concurrent_reloads_apply_in_order() {
         !text.contains(r#"tencent_live_up{account="b""#),
         "the older one ran last:\n{text}"
     );
+}
+
+/// Two reloads at once: the first one's read of the configuration is held up (as a slow disk
+/// would) while the file changes and the second one starts. The newest file must be the one that
+/// runs: without serialization the second applies first and the first then applies the old file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_reloads_apply_in_order() {
+    use std::sync::atomic::Ordering;
+
+    let HeldReload {
+        exporter,
+        calls,
+        release,
+        first,
+        _sim,
+    } = hold_a_reload("order").await;
+    let mut second = tokio::spawn({
+        let e = exporter.clone();
+        async move { e.reload_in_task().await }
+    });
+    // Unserialized, the second reload finishes now, before the first; serialized, it waits.
+    let _ = tokio::time::timeout(Duration::from_millis(300), &mut second).await;
+    release.send(()).unwrap();
+    reloaded(first).await;
+    reloaded(second).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_the_newest_file_runs(&exporter).await;
     exporter.stop().await;
 }
 
@@ -339,56 +374,16 @@ async fn a_removed_accounts_own_series_go_too() {
 /// file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_reloads_shares_one_queued_reload() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex, mpsc};
-    use tencent_live_exporter::app::{ConfigLoader, Exporter};
-    use tencent_live_exporter::config::{self, Overrides};
-    use tencent_live_exporter::tencent::client::Transport;
-    use tokio_util::sync::CancellationToken;
+    use crate::support::PATIENCE;
+    use std::sync::atomic::Ordering;
 
-    use crate::support::{IN_PROCESS_ENDPOINT, PATIENCE, config_toml};
-
-    let parse = |accounts: &[Account]| {
-        let path = std::env::temp_dir().join(format!(
-            "tle-reload-burst-{}-{}.toml",
-            std::process::id(),
-            accounts[0].0
-        ));
-        std::fs::write(&path, config_toml(accounts, IN_PROCESS_ENDPOINT, "")).unwrap();
-        config::load(Some(&path), &Overrides::default(), Default::default()).unwrap()
-    };
-    let (old, new) = (parse(&[B]), parse(&[C]));
-    let calls = Arc::new(AtomicUsize::new(0));
-    let (entered_tx, entered) = mpsc::channel::<()>();
-    let (release, release_rx) = mpsc::channel::<()>();
-    let release_rx = Mutex::new(release_rx);
-    let entered_tx = Mutex::new(entered_tx);
-    let loader: ConfigLoader = {
-        let calls = calls.clone();
-        Arc::new(move || {
-            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                entered_tx.lock().unwrap().send(()).unwrap();
-                release_rx.lock().unwrap().recv_timeout(PATIENCE).unwrap();
-                Ok(old.clone())
-            } else {
-                Ok(new.clone())
-            }
-        })
-    };
-    let sim = sim();
-    let exporter = Exporter::start_with(
-        &parse(&[A]),
-        CancellationToken::new(),
-        Transport::InProcess(sim.router()),
-        Some(loader),
-    );
-    let first = tokio::spawn({
-        let e = exporter.clone();
-        async move { e.reload_in_task().await }
-    });
-    tokio::task::spawn_blocking(move || entered.recv_timeout(PATIENCE).unwrap())
-        .await
-        .unwrap();
+    let HeldReload {
+        exporter,
+        calls,
+        release,
+        first,
+        _sim,
+    } = hold_a_reload("burst").await;
     // Each caller is polled once (it joins the queue on its first poll) before the running
     // reload is let go, so the whole burst is known to have arrived while it ran.
     let (joined_tx, mut joined) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -415,28 +410,15 @@ async fn a_burst_of_reloads_shares_one_queued_reload() {
             .unwrap();
     }
     release.send(()).unwrap();
-    tokio::time::timeout(PATIENCE, first)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    reloaded(first).await;
     for reload in burst {
-        tokio::time::timeout(PATIENCE, reload)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        reloaded(reload).await;
     }
     assert_eq!(
         calls.load(Ordering::SeqCst),
         2,
         "the running reload and one shared by the burst"
     );
-    exporter.wait_for_polls(1).await;
-    let text = String::from_utf8(exporter.store().exposition().text.to_vec()).unwrap();
-    assert!(
-        text.contains(r#"tencent_live_up{account="c",package_type="traffic"} 1"#),
-        "the burst's reload read the newest file:\n{text}"
-    );
+    assert_the_newest_file_runs(&exporter).await;
     exporter.stop().await;
 }
