@@ -4,6 +4,18 @@ use super::*;
 use crate::exposition::packages::{PackageKind, Status, Unit};
 use std::sync::Mutex;
 
+/// One poll of `s` as most tests want it: traffic, PageSize 10, no retries, re-reads ignored.
+async fn read_traffic(s: &Arc<Script>) -> Result<PollOutcome, PollError> {
+    poll_pair(
+        s.clone(),
+        QueryType::Traffic,
+        10,
+        RetryPolicy::NONE,
+        &|_| {},
+    )
+    .await
+}
+
 /// A scripted source: answers page N from `pages[N-1]`, records every call.
 struct Script {
     pages: Vec<Result<PageAnswer, ApiError>>,
@@ -103,15 +115,7 @@ async fn follows_total_page_and_always_sends_page_num_and_size() {
         full("b", Some(3), Some(21)),
         page(&["c"], Some(3), Some(21)),
     ]);
-    let out = poll_pair(
-        s.clone(),
-        QueryType::Traffic,
-        10,
-        RetryPolicy::NONE,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let out = read_traffic(&s).await.unwrap();
     assert_eq!(s.calls(), [(1, 10), (2, 10), (3, 10)]);
     assert_eq!(out.packages.len(), 21);
     assert_eq!(out.pages, 3);
@@ -124,15 +128,7 @@ async fn falls_back_to_total_num_when_total_page_is_null() {
         full("b", None, Some(20)),
         full("c", None, Some(20)),
     ]);
-    let out = poll_pair(
-        s.clone(),
-        QueryType::Traffic,
-        10,
-        RetryPolicy::NONE,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let out = read_traffic(&s).await.unwrap();
     assert_eq!(s.calls().len(), 2, "TotalNum 20 at 10 a page is two pages");
     assert_eq!(out.packages.len(), 20);
 }
@@ -144,15 +140,7 @@ async fn with_both_totals_null_stops_at_a_short_page() {
         full("b", None, None),
         page(&["c1", "c2"], None, None),
     ]);
-    let out = poll_pair(
-        s.clone(),
-        QueryType::Traffic,
-        10,
-        RetryPolicy::NONE,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let out = read_traffic(&s).await.unwrap();
     assert_eq!(s.calls().len(), 3);
     assert_eq!(out.packages.len(), 22);
 }
@@ -160,15 +148,7 @@ async fn with_both_totals_null_stops_at_a_short_page() {
 #[tokio::test]
 async fn with_both_totals_null_stops_at_an_empty_page() {
     let s = Script::new(vec![full("a", None, None), full("b", None, None)]);
-    let out = poll_pair(
-        s.clone(),
-        QueryType::Traffic,
-        10,
-        RetryPolicy::NONE,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let out = read_traffic(&s).await.unwrap();
     assert_eq!(s.calls().len(), 3, "the third, empty page ends it");
     assert_eq!(out.packages.len(), 20);
 }
@@ -197,15 +177,7 @@ async fn an_empty_page_while_the_totals_promise_more_is_read_again_then_fails() 
 #[tokio::test]
 async fn an_empty_list_with_total_num_nine_is_incomplete() {
     let s = Script::new(vec![page(&[], Some(1), Some(9))]);
-    let err = poll_pair(
-        s.clone(),
-        QueryType::Traffic,
-        10,
-        RetryPolicy::NONE,
-        &|_| {},
-    )
-    .await
-    .unwrap_err();
+    let err = read_traffic(&s).await.unwrap_err();
     assert_eq!(
         err,
         PollError::Incomplete {
@@ -215,15 +187,7 @@ async fn an_empty_list_with_total_num_nine_is_incomplete() {
     );
     // An empty list that says so is complete.
     let s = Script::new(vec![page(&[], Some(0), Some(0))]);
-    let out = poll_pair(
-        s.clone(),
-        QueryType::Traffic,
-        10,
-        RetryPolicy::NONE,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let out = read_traffic(&s).await.unwrap();
     assert!(out.packages.is_empty());
 }
 
@@ -236,42 +200,18 @@ async fn total_num_met_is_complete_whatever_total_page_says() {
         full("a", Some(3), Some(20)),
         full("b", Some(3), Some(20)),
     ]);
-    let out = poll_pair(
-        s.clone(),
-        QueryType::Traffic,
-        10,
-        RetryPolicy::NONE,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let out = read_traffic(&s).await.unwrap();
     assert_eq!(out.packages.len(), 20);
     assert_eq!(s.calls().len(), 3, "the third page, empty, was read");
     let s = Script::new(vec![
         full("a", Some(3), Some(15)),
         page(&["b1", "b2", "b3", "b4", "b5"], Some(3), Some(15)),
     ]);
-    let out = poll_pair(
-        s.clone(),
-        QueryType::Traffic,
-        10,
-        RetryPolicy::NONE,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let out = read_traffic(&s).await.unwrap();
     assert_eq!(out.packages.len(), 15);
     // No packages of this type: TotalNum 0 with TotalPage 1 is an empty list, not a shift.
     let s = Script::new(vec![page(&[], Some(1), Some(0))]);
-    let out = poll_pair(
-        s.clone(),
-        QueryType::Traffic,
-        10,
-        RetryPolicy::NONE,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let out = read_traffic(&s).await.unwrap();
     assert!(out.packages.is_empty());
     // TotalNum still rules the other way: one short of it is incomplete.
     let s = Script::new(vec![
@@ -279,14 +219,7 @@ async fn total_num_met_is_complete_whatever_total_page_says() {
         full("b", Some(3), Some(21)),
     ]);
     assert!(matches!(
-        poll_pair(
-            s.clone(),
-            QueryType::Traffic,
-            10,
-            RetryPolicy::NONE,
-            &|_| {}
-        )
-        .await,
+        read_traffic(&s).await,
         Err(PollError::Incomplete { .. })
     ));
 }
@@ -298,15 +231,7 @@ async fn fewer_packages_than_total_num_is_incomplete() {
         full("b", Some(3), Some(25)),
         page(&["c1", "c2", "c3", "c4"], Some(3), Some(25)),
     ]);
-    let err = poll_pair(
-        s.clone(),
-        QueryType::Traffic,
-        10,
-        RetryPolicy::NONE,
-        &|_| {},
-    )
-    .await
-    .unwrap_err();
+    let err = read_traffic(&s).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -326,15 +251,7 @@ async fn an_endless_list_hits_the_page_cap() {
         .map(|i| full(&format!("p{i}-"), None, None))
         .collect();
     let s = Script::new(pages);
-    let err = poll_pair(
-        s.clone(),
-        QueryType::Traffic,
-        10,
-        RetryPolicy::NONE,
-        &|_| {},
-    )
-    .await
-    .unwrap_err();
+    let err = read_traffic(&s).await.unwrap_err();
     assert_eq!(
         err,
         PollError::PageCap {
@@ -368,15 +285,7 @@ async fn a_failing_page_fails_the_whole_poll() {
         Err(ApiError::Http(500)),
         full("c", Some(3), None),
     ]);
-    let err = poll_pair(
-        s.clone(),
-        QueryType::Traffic,
-        10,
-        RetryPolicy::NONE,
-        &|_| {},
-    )
-    .await
-    .unwrap_err();
+    let err = read_traffic(&s).await.unwrap_err();
     assert_eq!(
         err,
         PollError::Api {
