@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AccountConfig, Config};
+use crate::config::{AccountConfig, Config, PollConfig};
 use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::store::{PairKey, Store};
 use crate::http::server::Reload;
@@ -68,7 +68,7 @@ struct Running {
 struct RunningAccount {
     /// What it was started from: a reload keeps the account while its new configuration is `==`.
     config: AccountConfig,
-    /// Hold the account's client and, in it, the credential cache built from `config`.
+    /// Holds the account's client and, in it, the credential cache built from `config`.
     pollers: AccountPollers,
 }
 
@@ -198,18 +198,19 @@ impl Exporter {
     }
 
     /// Applies a new configuration, by comparing it with the running one: an account whose
-    /// [`AccountConfig`], budget and `[poll]` are `==` keeps its pollers, series, schedule and
-    /// credential cache; one added, removed or changed starts, stops or restarts. A change of
-    /// `[poll]` restarts every account; `[web]` changes need a restart of the process.
+    /// [`AccountConfig`], budget and the `[poll]` settings its pollers run with are `==` keeps its
+    /// pollers, series, schedule and credential cache; one added, removed or changed starts,
+    /// stops or restarts. A change of `[poll]` (but `max_staleness`, which only the store reads)
+    /// restarts every account; `[web]` changes need a restart of the process.
     pub async fn apply(&self, new: Config) {
         let mut running = self.running.lock().await;
         if new.web != running.config.web {
             tracing::warn!("[web] settings changed; they take effect when the process restarts");
         }
-        let poll_changed = new.poll != running.config.poll;
-        if poll_changed {
+        if new.poll.max_staleness != running.config.poll.max_staleness {
             self.store.set_max_staleness(new.poll.max_staleness);
         }
+        let poll_changed = pollers_settings(&new.poll) != pollers_settings(&running.config.poll);
         let old_accounts = std::mem::take(&mut running.accounts);
         let mut kept = HashSet::new();
         // Another account's change can move this one to another budget (a rate_limit_group that
@@ -445,6 +446,15 @@ fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>, budget_moved:
         "[poll] settings changed, every account restarts".into()
     } else {
         format!("account's {} changed", changed.join(" and "))
+    }
+}
+
+/// The `[poll]` settings an account's pollers and client run with: all of them but
+/// `max_staleness`, which only the store reads (and a reload sets there).
+fn pollers_settings(poll: &PollConfig) -> PollConfig {
+    PollConfig {
+        max_staleness: Duration::ZERO,
+        ..poll.clone()
     }
 }
 
