@@ -4,6 +4,9 @@
 //! Layers, later wins: built-in defaults, the TOML file (`--config.file`), environment overrides
 //! `TLE__SECTION__KEY` (double underscores, because keys contain single ones), then flags.
 //! Validation turns strings into durations, URLs and secrets, and names the key of every fault.
+//! [`Config`] is plain data (`Clone + Eq + Debug`, secrets redacted): each account holds where its
+//! keys come from (a [`SourceSpec`]), and the running exporter builds the credential cache from
+//! it (`app.rs`), so reloads compare configurations with `==`.
 //!
 //! - `raw.rs`: the raw layers, exactly as written, unknown keys refused.
 //! - `mod.rs` (here): validation into [`Config`] (durations, URLs, ranges).
