@@ -14,13 +14,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AccountConfig, Config};
+use crate::config::{AccountConfig, Config, PollConfig};
 use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::store::{PairKey, Store};
 use crate::http::server::Reload;
 use crate::poll::budget::{Budget, budget_groups, budget_keys};
 use crate::poll::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
 use crate::tencent::client::{LiveClient, Transport, http_client};
+use crate::tencent::credentials::CredentialSource;
 
 /// Re-reads the configuration from wherever it came from (file, environment, flags).
 pub type ConfigLoader = Arc<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
@@ -65,7 +66,9 @@ struct Running {
 }
 
 struct RunningAccount {
+    /// What it was started from: a reload keeps the account while its new configuration is `==`.
     config: AccountConfig,
+    /// Holds the account's client and, in it, the credential cache built from `config`.
     pollers: AccountPollers,
 }
 
@@ -151,10 +154,13 @@ impl Exporter {
             .or_insert_with(|| Arc::new(Budget::new(poll.requests_per_second)))
             .clone();
         self.metrics.init_account(&account.name);
+        // The configuration holds where the keys come from; the cache lives here, with the
+        // account's pollers, and goes when a reload restarts them.
+        let credentials = CredentialSource::new(account.credentials.clone());
         let client = Arc::new(LiveClient::new(
             self.transport.clone(),
             account.endpoint.clone(),
-            account.credentials.clone(),
+            credentials,
             budget,
             account.name.clone(),
             self.metrics.clone(),
@@ -191,18 +197,20 @@ impl Exporter {
             .collect();
     }
 
-    /// Applies a new configuration: accounts added, removed or changed start, stop or restart
-    /// their pollers; the others keep their series and their schedule. A change of `[poll]`
+    /// Applies a new configuration, by comparing it with the running one: an account whose
+    /// [`AccountConfig`], budget and the `[poll]` settings its pollers run with are `==` keeps its
+    /// pollers, series, schedule and credential cache; one added, removed or changed starts,
+    /// stops or restarts. A change of `[poll]` (but `max_staleness`, which only the store reads)
     /// restarts every account; `[web]` changes need a restart of the process.
     pub async fn apply(&self, new: Config) {
         let mut running = self.running.lock().await;
         if new.web != running.config.web {
             tracing::warn!("[web] settings changed; they take effect when the process restarts");
         }
-        let poll_changed = new.poll != running.config.poll;
-        if poll_changed {
+        if new.poll.max_staleness != running.config.poll.max_staleness {
             self.store.set_max_staleness(new.poll.max_staleness);
         }
+        let poll_changed = pollers_settings(&new.poll) != pollers_settings(&running.config.poll);
         let old_accounts = std::mem::take(&mut running.accounts);
         let mut kept = HashSet::new();
         // Another account's change can move this one to another budget (a rate_limit_group that
@@ -214,12 +222,7 @@ impl Exporter {
         for (name, account) in old_accounts {
             let unchanged = !poll_changed
                 && old_keys.get(&name) == new_keys.get(&name)
-                && new.accounts.iter().any(|a| {
-                    a.name == name
-                        && a.endpoint == account.config.endpoint
-                        && a.credentials.same_as(&account.config.credentials)
-                        && a.rate_limit_group == account.config.rate_limit_group
-                });
+                && new.accounts.contains(&account.config);
             if unchanged {
                 kept.insert(name.clone());
                 running.accounts.insert(name, account);
@@ -431,7 +434,7 @@ fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>, budget_moved:
     if new.endpoint != old.endpoint {
         changed.push("endpoint");
     }
-    if !new.credentials.same_as(&old.credentials) {
+    if new.credentials != old.credentials {
         changed.push("credentials");
     }
     if new.rate_limit_group != old.rate_limit_group {
@@ -443,6 +446,15 @@ fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>, budget_moved:
         "[poll] settings changed, every account restarts".into()
     } else {
         format!("account's {} changed", changed.join(" and "))
+    }
+}
+
+/// The `[poll]` settings an account's pollers and client run with: all of them but
+/// `max_staleness`, which only the store reads (and a reload sets there).
+fn pollers_settings(poll: &PollConfig) -> PollConfig {
+    PollConfig {
+        max_staleness: Duration::ZERO,
+        ..poll.clone()
     }
 }
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tencent_live_exporter::cli::{Cli, LogFormat, log_colour};
 use tencent_live_exporter::config::{self, Overrides};
 use tencent_live_exporter::tencent::client::{Transport, http_client};
-use tencent_live_exporter::tencent::credentials::FetchContext;
+use tencent_live_exporter::tencent::credentials::{CredentialSource, FetchContext};
 use tencent_live_exporter::{app, demo, http};
 
 fn main() -> ExitCode {
@@ -116,7 +116,8 @@ async fn check_credentials(config: &config::Config) -> anyhow::Result<(String, V
     let timeout = config.poll.timeout;
     let mut probes = tokio::task::JoinSet::new();
     for (i, account) in config.accounts.iter().enumerate() {
-        let source = account.credentials.clone();
+        // A source of its own, from the configured spec: the check shares no cache.
+        let source = CredentialSource::new(account.credentials.clone());
         let transport = transport.clone();
         probes.spawn(async move {
             let ctx = FetchContext {
@@ -136,7 +137,7 @@ async fn check_credentials(config: &config::Config) -> anyhow::Result<(String, V
     let mut without = Vec::new();
     for (account, (_, outcome)) in config.accounts.iter().zip(outcomes) {
         let name = &account.name;
-        let configured = account.credentials.name();
+        let configured = account.credentials.base.name();
         let line = match outcome {
             Ok(Ok(p)) => {
                 let via = if configured == p.from {

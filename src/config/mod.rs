@@ -4,6 +4,9 @@
 //! Layers, later wins: built-in defaults, the TOML file (`--config.file`), environment overrides
 //! `TLE__SECTION__KEY` (double underscores, because keys contain single ones), then flags.
 //! Validation turns strings into durations, URLs and secrets, and names the key of every fault.
+//! [`Config`] is plain data (`Clone + Eq + Debug`, secrets redacted): each account holds where its
+//! keys come from (a [`SourceSpec`]), and the running exporter builds the credential cache from
+//! it (`app.rs`), so reloads compare configurations with `==`.
 //!
 //! - `raw.rs`: the raw layers, exactly as written, unknown keys refused.
 //! - `mod.rs` (here): validation into [`Config`] (durations, URLs, ranges).
@@ -25,7 +28,7 @@ use crate::cli::ListenAddress;
 use crate::exposition::packages::QueryType;
 use crate::poll::poller::RetryPolicy;
 use crate::tencent::credentials::{
-    self as creds, AssumeRoleSpec, BaseSource, ChainLink, CredentialSource, Credentials, OidcSpec,
+    self as creds, AssumeRoleSpec, BaseSource, ChainLink, Credentials, OidcSpec,
     STS_DURATION_SECONDS, SecretIdFrom, SecretKeyFrom, SourceSpec,
 };
 
@@ -82,14 +85,16 @@ fn fault(key: &str, msg: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("{key}: {msg}"))
 }
 
-#[derive(Debug, Clone)]
+/// The validated configuration: plain data (no credential cache, no handle), so that reloads
+/// compare it with `==` and `Debug` prints it with every secret redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub web: ListenConfig,
     pub poll: PollConfig,
     pub accounts: Vec<AccountConfig>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenConfig {
     /// Where to listen, at least one (`--web.listen-address` may be repeated).
     pub listen_addresses: Vec<ListenAddress>,
@@ -97,7 +102,7 @@ pub struct ListenConfig {
     pub telemetry_path: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollConfig {
     pub interval: Duration,
     /// Deadline of one API call.
@@ -112,11 +117,14 @@ pub struct PollConfig {
     pub max_staleness: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountConfig {
     /// The `account` label.
     pub name: String,
-    pub credentials: CredentialSource,
+    /// Where the keys come from (secrets inside stay `secrecy` types: redacted in `Debug`,
+    /// compared in constant time). The running exporter builds the account's
+    /// [`crate::tencent::credentials::CredentialSource`] (the cache its pollers share) from it.
+    pub credentials: SourceSpec,
     /// Base URL the API is POSTed to.
     pub endpoint: Url,
     /// Shares the request budget with every account of the same group, instead of keying it by

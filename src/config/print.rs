@@ -42,7 +42,7 @@ impl Config {
         for a in &self.accounts {
             let _ = writeln!(s, "\n[[accounts]]");
             let _ = writeln!(s, "name = {}", toml_string(&a.name));
-            write_credentials(&mut s, a.credentials.spec());
+            write_credentials(&mut s, &a.credentials);
             let _ = writeln!(
                 s,
                 "endpoint = {}",

@@ -90,14 +90,15 @@ pub(super) fn name_chars_ok(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
 }
 
-/// Validates where one account's credentials come from. Secrets stay wrapped; files named here
-/// are read once now, so that a missing or empty one is refused at start, not at the first poll.
+/// Validates where one account's credentials come from, as data: no cache is built and no
+/// service asked. Secrets stay wrapped; files named here are read once now, so that a missing or
+/// empty one is refused at start, not at the first poll.
 pub(super) fn account_credentials(
     key: &str,
     name: &str,
     a: RawAccount,
     env: &BTreeMap<String, String>,
-) -> Result<CredentialSource, ConfigError> {
+) -> Result<SourceSpec, ConfigError> {
     let k = |sub: &str| format!("{key}.{sub}");
     let static_keys = [
         ("secret_id", a.secret_id.is_some()),
@@ -277,7 +278,7 @@ pub(super) fn account_credentials(
             },
         ]),
     };
-    Ok(CredentialSource::new(SourceSpec { base, assume_role }))
+    Ok(SourceSpec { base, assume_role })
 }
 
 /// `static`: each half inline or from a file (read now, to refuse a bad one at start).

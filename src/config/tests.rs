@@ -107,7 +107,7 @@ fn the_example_config_parses_and_matches_the_defaults() {
         "config.example.toml [poll] drifted from the defaults"
     );
     assert_eq!(example.accounts[0].endpoint, defaults.accounts[0].endpoint);
-    assert_eq!(example.accounts[0].credentials.name(), "chain");
+    assert_eq!(example.accounts[0].credentials.base.name(), "chain");
 }
 
 #[test]
@@ -156,8 +156,8 @@ fn without_a_file_one_default_account_comes_from_the_environment() {
     assert_eq!(c.accounts.len(), 1);
     assert_eq!(c.accounts[0].name, "default");
     // The default chain: the environment first.
-    assert_eq!(c.accounts[0].credentials.name(), "chain");
-    let BaseSource::Chain(links) = &c.accounts[0].credentials.spec().base else {
+    assert_eq!(c.accounts[0].credentials.base.name(), "chain");
+    let BaseSource::Chain(links) = &c.accounts[0].credentials.base else {
         panic!("not a chain");
     };
     let names: Vec<&str> = links.iter().map(|l| l.name).collect();
@@ -286,6 +286,57 @@ fn redacted_output_hides_the_secret_and_parses_back() {
 }
 
 /// A file in a fresh temporary directory, with these contents.
+/// `Config` is plain data: two reads of one input are `==`, a changed SecretKey or token alone
+/// makes them differ, and `Debug` shows SecretIds and role ARNs but no secret.
+#[test]
+fn config_is_data_compared_by_value_with_every_secret_redacted_in_debug() {
+    const KEY: &str = "inline-secret-key-5d1e";
+    let toml = format!(
+        "[[accounts]]\nname = \"inline\"\nsecret_id = \"AKIDinline\"\nsecret_key = \"{KEY}\"\n\
+         role_arn = \"qcs::cam::uin/1:roleName/reader\"\n\n\
+         [[accounts]]\nname = \"env\"\ncredentials = \"env\"\n"
+    );
+    let vars = |key: &'static str, token: &'static str| {
+        [
+            (ENV_SECRET_ID, "AKIDenv"),
+            (ENV_SECRET_KEY, key),
+            (ENV_TOKEN, token),
+        ]
+    };
+    let env_vars = vars("env-secret-key-8c2a", "env-session-token-41f0");
+    let config = from_toml(&toml, &env_vars).unwrap();
+    assert_eq!(config, from_toml(&toml, &env_vars).unwrap());
+    assert_eq!(config, config.clone());
+
+    let debug = format!("{config:?}\n{config:#?}");
+    for secret in [KEY, "env-secret-key-8c2a", "env-session-token-41f0"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    for shown in ["AKIDinline", "AKIDenv", "qcs::cam::uin/1:roleName/reader"] {
+        assert!(debug.contains(shown), "{shown} missing from {debug}");
+    }
+
+    // One secret changed, nothing else: the configurations differ, in that account only.
+    for changed in [
+        KEY.replace("5d1e", "5d1f"),
+        KEY.replace("5d1e", "5d1"),
+        KEY.replace("5d1e", "5d1ee"),
+    ] {
+        let other = from_toml(&toml.replace(KEY, &changed), &env_vars).unwrap();
+        assert_ne!(config, other, "{changed}");
+        assert_ne!(config.accounts[0], other.accounts[0]);
+        assert_eq!(config.accounts[1], other.accounts[1]);
+    }
+    for other_vars in [
+        vars("env-secret-key-8c2b", "env-session-token-41f0"),
+        vars("env-secret-key-8c2a", "env-session-token-41f1"),
+    ] {
+        let other = from_toml(&toml, &other_vars).unwrap();
+        assert_ne!(config, other);
+        assert_eq!(config.accounts[0], other.accounts[0]);
+    }
+}
+
 fn temp_file_with(name: &str, text: &str) -> std::path::PathBuf {
     let (path, _) = tempfile();
     let dir = path.with_extension("d");

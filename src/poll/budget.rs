@@ -250,7 +250,7 @@ impl Budget {
 /// yields sign for the same account); for CVM roles and TKE OIDC, the role. The texts name the
 /// key and never hold a secret (a SecretId is not one).
 fn identities(account: &crate::config::AccountConfig) -> Vec<String> {
-    let mut ids = vec![base_key(&account.credentials.spec().base)];
+    let mut ids = vec![base_key(&account.credentials.base)];
     if let Some(group) = &account.rate_limit_group {
         ids.push(format!("rate_limit_group {group:?}"));
     }
@@ -342,7 +342,7 @@ pub fn budget_groups(accounts: &[crate::config::AccountConfig]) -> Vec<(String, 
             None => groups.push((
                 r,
                 group,
-                base_key(&account.credentials.spec().base),
+                base_key(&account.credentials.base),
                 vec![account.name.clone()],
             )),
         }

@@ -48,7 +48,7 @@ impl PageSource for LiveClient {
 }
 
 /// Retries of transient faults: exponential backoff with full jitter.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Extra tries after the first, per page.
     pub max_retries: u32,

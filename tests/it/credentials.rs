@@ -279,7 +279,7 @@ async fn static_keys_from_mounted_files_are_read_again_when_they_change() {
         ),
         BTreeMap::new(),
     );
-    assert_eq!(rig.config.accounts[0].credentials.name(), "static");
+    assert_eq!(rig.config.accounts[0].credentials.base.name(), "static");
     rig.first_polls().await;
     let m = rig.scrape().await;
     assert_eq!(m.value(&up("files")), 1.0);
@@ -517,7 +517,7 @@ async fn the_chain_takes_env_then_profile_then_cvm_role_then_oidc() {
 
     // Everything available: the environment wins.
     let rig = Rig::start(sim(), &dir, &chain, as_env(&all));
-    assert_eq!(rig.config.accounts[0].credentials.name(), "chain");
+    assert_eq!(rig.config.accounts[0].credentials.base.name(), "chain");
     rig.first_polls().await;
     assert_eq!(rig.live_ids(), [BASE.0]);
     drop(rig);

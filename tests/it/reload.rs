@@ -176,6 +176,36 @@ async fn changing_package_types_drops_and_adds_pairs() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn changing_only_max_staleness_keeps_every_accounts_pollers() {
+    let poll = "interval = \"5m\"\npackage_types = [\"traffic\"]";
+    let h = Harness::in_process(sim(), &[A, B], poll);
+    h.first_polls().await;
+    tokio::time::advance(Duration::from_secs(150)).await;
+
+    // max_staleness is the store's alone: no account restarts (a restart polls at once).
+    h.rewrite_config(&[A, B], &format!("{poll}\nmax_staleness = \"1h\""));
+    assert_eq!(h.call("POST", "/-/reload").await.0, 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!((calls_of(&h.sim, A.1), calls_of(&h.sim, B.1)), (1, 1));
+    tokio::time::sleep(Duration::from_secs(150)).await;
+    assert_eq!(
+        (calls_of(&h.sim, A.1), calls_of(&h.sim, B.1)),
+        (2, 2),
+        "both kept their schedule"
+    );
+
+    // Any other [poll] setting restarts them.
+    h.rewrite_config(
+        &[A, B],
+        &format!("{poll}\nmax_staleness = \"1h\"\ntimeout = \"9s\""),
+    );
+    assert_eq!(h.call("POST", "/-/reload").await.0, 200);
+    h.exporter.wait_for_polls(1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(calls_of(&h.sim, A.1), 3, "A restarted and polled at once");
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_reload_log_says_what_changed() {
     let (logs, _guard) = crate::support::Logs::capture(tracing::Level::INFO);
     let h = Harness::in_process(sim(), &[A, B], "package_types = [\"traffic\"]");

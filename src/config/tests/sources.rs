@@ -47,9 +47,11 @@ fn credential_sources_are_chosen_by_the_keys_given() {
             .credentials
             .clone()
     };
-    assert_eq!(source("", &[]).name(), "chain");
+    assert_eq!(source("", &[]).base.name(), "chain");
     assert_eq!(
-        source("secret_id = \"i\"\nsecret_key = \"k\"", &[]).name(),
+        source("secret_id = \"i\"\nsecret_key = \"k\"", &[])
+            .base
+            .name(),
         "static"
     );
     let key_file = temp_file_with("key", "file-key\n");
@@ -60,9 +62,9 @@ fn credential_sources_are_chosen_by_the_keys_given() {
         ),
         &[],
     );
-    assert_eq!(files.name(), "static");
+    assert_eq!(files.base.name(), "static");
     assert!(matches!(
-        &files.spec().base,
+        &files.base,
         BaseSource::Static { secret_id: SecretIdFrom::Inline(id), secret_key: SecretKeyFrom::File(p) }
             if id == "AKIDf" && *p == key_file
     ));
@@ -75,19 +77,19 @@ fn credential_sources_are_chosen_by_the_keys_given() {
         ],
     );
     assert!(matches!(
-        &env_source.spec().base,
+        &env_source.base,
         BaseSource::Env(c) if c.secret_id == "AKIDe" && c.token() == Some("te")
     ));
     let cvm = source("credentials = \"cvm_role\"", &[]);
     assert!(matches!(
-        &cvm.spec().base,
+        &cvm.base,
         BaseSource::CvmRole { role: None, metadata_endpoint } if metadata_endpoint.as_str() == "http://metadata.tencentyun.com/"
     ));
     let assumed = source(
         "credentials = \"cvm_role\"\nrole = \"r1\"\nrole_arn = \"qcs::cam::uin/1:roleName/x\"",
         &[],
     );
-    let role = assumed.spec().assume_role.clone().unwrap();
+    let role = assumed.assume_role.clone().unwrap();
     assert_eq!(role.session_name, "tencent-live-exporter");
     assert_eq!(
         role.sts_endpoint.as_str(),
@@ -102,7 +104,7 @@ fn credential_sources_are_chosen_by_the_keys_given() {
     ];
     let oidc = source("credentials = \"oidc\"\nrole_session_name = \"s-1\"", &tke);
     assert!(matches!(
-        &oidc.spec().base,
+        &oidc.base,
         BaseSource::Oidc(o) if o.provider_id == "prov" && o.session_name == "s-1" && o.region == "ap-guangzhou"
     ));
     let profile = temp_file_with(
@@ -114,10 +116,10 @@ fn credential_sources_are_chosen_by_the_keys_given() {
         &[(ENV_CREDENTIALS_FILE, &profile.display().to_string())],
     );
     assert!(
-        matches!(&p.spec().base, BaseSource::Profile { file, profile } if *file == *profile_path(&p) && profile == "prod")
+        matches!(&p.base, BaseSource::Profile { file, profile } if *file == *profile_path(&p) && profile == "prod")
     );
     let home = source("credentials = \"chain\"", &[("HOME", "/home/u")]);
-    let BaseSource::Chain(links) = &home.spec().base else {
+    let BaseSource::Chain(links) = &home.base else {
         panic!()
     };
     assert!(
@@ -131,8 +133,8 @@ fn credential_sources_are_chosen_by_the_keys_given() {
     );
 }
 
-fn profile_path(s: &CredentialSource) -> &std::path::PathBuf {
-    match &s.spec().base {
+fn profile_path(s: &SourceSpec) -> &std::path::PathBuf {
+    match &s.base {
         BaseSource::Profile { file, .. } => file,
         _ => panic!("not a profile"),
     }
@@ -247,11 +249,7 @@ fn redacted_output_of_every_source_hides_secrets_and_parses_back() {
     let back = from_toml(&out.replace("[REDACTED]", "inline-secret-key"), &vars).unwrap();
     assert_eq!(back.accounts.len(), c.accounts.len());
     for (a, b) in c.accounts.iter().zip(&back.accounts) {
-        assert!(
-            a.credentials.same_as(&b.credentials),
-            "{} changed:\n{out}",
-            a.name
-        );
+        assert!(a.credentials == b.credentials, "{} changed:\n{out}", a.name);
     }
 }
 

@@ -76,14 +76,28 @@ impl Credentials {
     }
 }
 
-/// Compares the secrets (for reloads), never prints them.
+/// Whether two secrets are equal, in time that depends on their lengths only (no early exit at
+/// the first differing byte), so that comparing configurations tells nothing about a key.
+fn secrets_equal(a: &SecretString, b: &SecretString) -> bool {
+    let (a, b) = (a.expose_secret().as_bytes(), b.expose_secret().as_bytes());
+    a.len() == b.len()
+        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
+}
+
+/// Compares the secrets (for reloads), in constant time, never prints them.
 impl PartialEq for Credentials {
     fn eq(&self, other: &Self) -> bool {
         self.secret_id == other.secret_id
-            && self.key() == other.key()
-            && self.token() == other.token()
+            && secrets_equal(&self.secret_key, &other.secret_key)
+            && match (&self.token, &other.token) {
+                (Some(a), Some(b)) => secrets_equal(a, b),
+                (None, None) => true,
+                _ => false,
+            }
     }
 }
+
+impl Eq for Credentials {}
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,7 +110,7 @@ impl fmt::Debug for Credentials {
 }
 
 /// The SecretId of a `static` account: inline, or read from a file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SecretIdFrom {
     Inline(String),
     File(PathBuf),
@@ -112,18 +126,18 @@ pub enum SecretKeyFrom {
 impl PartialEq for SecretKeyFrom {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (SecretKeyFrom::Inline(a), SecretKeyFrom::Inline(b)) => {
-                a.expose_secret() == b.expose_secret()
-            }
+            (SecretKeyFrom::Inline(a), SecretKeyFrom::Inline(b)) => secrets_equal(a, b),
             (SecretKeyFrom::File(a), SecretKeyFrom::File(b)) => a == b,
             _ => false,
         }
     }
 }
 
+impl Eq for SecretKeyFrom {}
+
 /// TKE pod identity, from `TKE_REGION`, `TKE_PROVIDER_ID`, `TKE_WEB_IDENTITY_TOKEN_FILE`,
 /// `TKE_ROLE_ARN` (captured when the configuration is validated).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OidcSpec {
     pub region: String,
     pub provider_id: String,
@@ -135,14 +149,14 @@ pub struct OidcSpec {
 }
 
 /// One link of a `chain`: a source, or why it cannot be tried (`Err`, e.g. variables unset).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainLink {
     pub name: &'static str,
     pub source: Result<BaseSource, String>,
 }
 
 /// Where the keys come from (before any `AssumeRole`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BaseSource {
     /// `secret_id` / `secret_key`, each inline or from a file (`*_file`, re-read every
     /// [`FILE_RECHECK`]).
@@ -196,7 +210,7 @@ impl BaseSource {
 }
 
 /// STS `AssumeRole` on top of the base source, signed with the base credentials.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AssumeRoleSpec {
     pub role_arn: String,
     pub session_name: String,
@@ -205,7 +219,7 @@ pub struct AssumeRoleSpec {
 }
 
 /// An account's whole credential configuration.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceSpec {
     pub base: BaseSource,
     pub assume_role: Option<AssumeRoleSpec>,

@@ -377,7 +377,10 @@ async fn no_secret_or_token_in_logs_metrics_config_or_errors_at_trace_level() {
             transport: &transport,
             timeout: Duration::from_secs(2),
         };
-        if let Err(e) = a.credentials.current(ctx).await {
+        let source = tencent_live_exporter::tencent::credentials::CredentialSource::new(
+            a.credentials.clone(),
+        );
+        if let Err(e) = source.current(ctx).await {
             let api = ApiError::from(e.clone());
             errors.push(format!("{e}\n{e:#}\n{e:?}\n{api}\n{api:?}"));
         }
