@@ -8,7 +8,7 @@
 //! budget, deadline, answer cap and parsing run exactly as in production.
 //!
 //! [`Transport::exchange`] is the only place a request is sent: the deadline, the status and
-//! declared-length check, the body read within its cap, and one function ([`classify`]) that
+//! declared-length check, the body read within its cap, and one function (`classify`) that
 //! turns every failure into a [`TransportError`], naming the proxy when one was used. This module
 //! owns the answer-size caps ([`Answer::limit`]).
 
@@ -24,7 +24,7 @@ use hyper_util::client::proxy::matcher::Matcher;
 use tower::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
 
-/// Any error a service gives, boxed; [`classify`] looks inside for reqwest's.
+/// Any error a service gives, boxed; the one error mapping looks inside for reqwest's.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// An answer's body as every service gives it.
 pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -277,7 +277,7 @@ fn client(connect_timeout: Duration) -> reqwest::ClientBuilder {
 
 /// What a transport error adds when the call went through a proxy: reqwest names the API's URL
 /// only, even when the connection that failed was the proxy's.
-pub(crate) fn through(proxy: Option<&str>) -> String {
+fn through(proxy: Option<&str>) -> String {
     proxy.map_or(String::new(), |p| {
         format!(" (through the proxy {p}, from HTTP(S)_PROXY / ALL_PROXY; NO_PROXY exempts hosts)")
     })
