@@ -14,7 +14,7 @@ use tencent_live_exporter::app::Exporter;
 use tencent_live_exporter::config::{self, Overrides};
 use tencent_live_exporter::poll::budget::{WINDOW, max_in_any_window};
 use tencent_live_exporter::simulator::Simulator;
-use tencent_live_exporter::tencent::client::Transport;
+use tencent_live_exporter::tencent::transport::Transport;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +53,7 @@ async fn run(case: &Case) -> String {
     let exporter = Exporter::start_with(
         &config,
         CancellationToken::new(),
-        Transport::InProcess(sim.router()),
+        Transport::service(sim.router()),
         None,
     );
     exporter.wait_for_polls(1).await;

@@ -20,8 +20,9 @@ use crate::exposition::store::{PairKey, Store};
 use crate::http::server::Reload;
 use crate::poll::budget::{Budget, budget_groups, budget_keys};
 use crate::poll::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
-use crate::tencent::client::{LiveClient, Transport, http_client};
+use crate::tencent::client::LiveClient;
 use crate::tencent::credentials::CredentialSource;
+use crate::tencent::transport::Transport;
 
 /// Re-reads the configuration from wherever it came from (file, environment, flags).
 pub type ConfigLoader = Arc<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
@@ -75,13 +76,8 @@ struct RunningAccount {
 impl Exporter {
     /// Starts polling over HTTPS.
     pub fn start(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Arc<Exporter>> {
-        let http = http_client(config.poll.timeout).context("building the HTTP client")?;
-        Ok(Self::start_with(
-            config,
-            shutdown,
-            Transport::Http(http),
-            None,
-        ))
+        let transport = Transport::http(config.poll.timeout).context("building the HTTP client")?;
+        Ok(Self::start_with(config, shutdown, transport, None))
     }
 
     /// Starts polling with a given transport and an optional source for reloads.
@@ -503,8 +499,8 @@ pub async fn run(
             .with_context(|| format!("listening on {address}"))?;
         listeners.push(listener);
     }
-    let http = http_client(config.poll.timeout).context("building the HTTP client")?;
-    let exporter = Exporter::start_with(&config, shutdown.clone(), Transport::Http(http), loader);
+    let transport = Transport::http(config.poll.timeout).context("building the HTTP client")?;
+    let exporter = Exporter::start_with(&config, shutdown.clone(), transport, loader);
     #[cfg(unix)]
     match hup {
         Ok(hup) => {

@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use tencent_live_exporter::cli::{Cli, LogFormat, log_colour};
 use tencent_live_exporter::config::{self, Overrides};
-use tencent_live_exporter::tencent::client::{Transport, http_client};
 use tencent_live_exporter::tencent::credentials::{CredentialSource, FetchContext};
+use tencent_live_exporter::tencent::transport::Transport;
 use tencent_live_exporter::{app, demo, http};
 
 fn main() -> ExitCode {
@@ -111,8 +111,7 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Gives the report (TOML comments, so the whole output still parses) and the accounts that
 /// would have no keys.
 async fn check_credentials(config: &config::Config) -> anyhow::Result<(String, Vec<String>)> {
-    let http = http_client(config.poll.timeout).context("building the HTTP client")?;
-    let transport = Transport::Http(http);
+    let transport = Transport::http(config.poll.timeout).context("building the HTTP client")?;
     let timeout = config.poll.timeout;
     let mut probes = tokio::task::JoinSet::new();
     for (i, account) in config.accounts.iter().enumerate() {

@@ -1,4 +1,5 @@
-//! The HTTP client of `DescribeLivePackageInfo`: signs, sends, bounds and classifies one call.
+//! The HTTP client of `DescribeLivePackageInfo`: signs, sends (through the account's
+//! [`Transport`]) and classifies one call.
 //!
 //! One call = one permit from the key's [`Budget`] (held from the send until one window after the
 //! answer or failure is back, in the lane of the account's query type), one increment of
@@ -8,12 +9,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use super::credentials::{CredentialError, CredentialSource, FetchContext};
 use super::models::{AnswerError, PageAnswer, parse_answer};
 use super::sign::{SigningInput, authorization};
+use super::transport::{Answer, MAX_API_ANSWER_BYTES, Transport, TransportError};
 use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::packages::QueryType;
 use crate::poll::budget::Budget;
@@ -22,8 +25,6 @@ pub const ACTION: &str = "DescribeLivePackageInfo";
 pub const VERSION: &str = "2018-08-01";
 /// The signing service; fixed, as in the SDKs' Live client (the endpoint may be a bare IP).
 pub const SERVICE: &str = "live";
-/// Bodies larger than this are refused while being read, never buffered whole.
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 const CONTENT_TYPE_JSON: &str = "application/json";
 /// The API's answer to a refused session token: worth one refresh and one retry.
 pub const TOKEN_FAILURE: &str = "AuthFailure.TokenFailure";
@@ -46,7 +47,7 @@ pub enum ApiError {
     Connect(String),
     #[error("{0}")]
     Decode(String),
-    #[error("answer larger than {MAX_BODY_BYTES} bytes, refused")]
+    #[error("answer larger than {MAX_API_ANSWER_BYTES} bytes, refused")]
     TooLarge,
     #[error("{0}")]
     Credentials(String),
@@ -93,14 +94,16 @@ impl From<CredentialError> for ApiError {
     }
 }
 
-/// How a request reaches the API.
-#[derive(Clone)]
-pub enum Transport {
-    /// HTTPS (or HTTP to a local simulator) with reqwest and rustls; one shared connection pool.
-    Http(reqwest::Client),
-    /// An in-process service, such as the simulator's router: no sockets, so tests can pause
-    /// time and still run signing, budget, deadline, size cap and parsing exactly as in production.
-    InProcess(axum::Router),
+impl From<TransportError> for ApiError {
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::Status(status) => ApiError::Http(status),
+            TransportError::TooLarge(_) => ApiError::TooLarge,
+            TransportError::Timeout(deadline, through) => ApiError::Timeout(deadline, through),
+            TransportError::Connect(m) => ApiError::Connect(m),
+            cut @ TransportError::CutOff(_) => ApiError::Decode(cut.to_string()),
+        }
+    }
 }
 
 /// A client for one account. Cheap to share: pollers of the account hold it in an `Arc`.
@@ -116,9 +119,6 @@ pub struct LiveClient {
     budget: Arc<Budget>,
     /// The `account` label.
     account: String,
-    /// The proxy reqwest sends the calls through (`HTTPS_PROXY`, ...), without credentials:
-    /// named in connection errors, which otherwise name only the API.
-    proxy: Option<String>,
     metrics: Arc<ExporterMetrics>,
     /// Deadline of one call, from connect to the last body byte.
     timeout: Duration,
@@ -135,13 +135,6 @@ impl LiveClient {
         timeout: Duration,
     ) -> Self {
         let host = host_header(&endpoint);
-        let proxy = match &transport {
-            Transport::Http(_) => proxy_for(
-                &endpoint,
-                &hyper_util::client::proxy::matcher::Matcher::from_system(),
-            ),
-            Transport::InProcess(_) => None,
-        };
         LiveClient {
             transport,
             endpoint,
@@ -149,7 +142,6 @@ impl LiveClient {
             credentials,
             budget,
             account,
-            proxy,
             metrics,
             timeout,
         }
@@ -207,7 +199,7 @@ impl LiveClient {
 
     /// One signed call within the budget; returns the raw body of a 200 answer, and the
     /// generation of the credentials it was signed with.
-    async fn call(&self, body: Vec<u8>, query: QueryType) -> Result<(Vec<u8>, u64), ApiError> {
+    async fn call(&self, body: Vec<u8>, query: QueryType) -> Result<(Bytes, u64), ApiError> {
         let lease = self
             .credentials
             .lease(FetchContext {
@@ -258,156 +250,29 @@ impl LiveClient {
             headers.insert("X-TC-Token", token);
         }
 
+        let request = axum::http::Request::post(self.endpoint.as_str()).body(Bytes::from(body));
+
         self.metrics.api_request(&self.account);
         let started = tokio::time::Instant::now();
         permit.sending(self.timeout);
-        let result = tokio::time::timeout(self.timeout, self.send(headers, body)).await;
+        let result = match request {
+            Ok(mut request) => {
+                *request.headers_mut() = headers;
+                self.transport
+                    .exchange(Answer::LiveApi, request, self.timeout)
+                    .await
+            }
+            Err(e) => Err(TransportError::from(e)),
+        };
         permit.done();
         self.metrics
             .api_duration(&self.account, started.elapsed().as_secs_f64());
-        let result = result.unwrap_or_else(|_| {
-            Err(ApiError::Timeout(
-                self.timeout,
-                through(self.proxy.as_deref()),
-            ))
-        });
+        let result = result.map_err(ApiError::from);
         if let Err(e) = &result {
             self.metrics.api_error(&self.account, &e.code());
         }
         result.map(|bytes| (bytes, lease.generation))
     }
-
-    async fn send(&self, headers: HeaderMap, body: Vec<u8>) -> Result<Vec<u8>, ApiError> {
-        match &self.transport {
-            Transport::Http(http) => {
-                let mut response = http
-                    .post(self.endpoint.clone())
-                    .headers(headers)
-                    .body(body)
-                    .timeout(self.timeout)
-                    .send()
-                    .await
-                    .map_err(|e| transport_error(&e, self.timeout, self.proxy.as_deref()))?;
-                check_head(response.status().as_u16(), response.content_length())?;
-                let mut limited = LimitedBody::default();
-                while let Some(chunk) = response
-                    .chunk()
-                    .await
-                    .map_err(|e| transport_error(&e, self.timeout, self.proxy.as_deref()))?
-                {
-                    limited.push(&chunk)?;
-                }
-                Ok(limited.bytes)
-            }
-            Transport::InProcess(router) => {
-                use http_body_util::BodyExt as _;
-                use tower::ServiceExt as _;
-                let mut request = axum::http::Request::post("/")
-                    .body(axum::body::Body::from(body))
-                    .map_err(|e| ApiError::Connect(e.to_string()))?;
-                *request.headers_mut() = headers;
-                let host = HeaderValue::from_str(&self.host)
-                    .map_err(|e| ApiError::Connect(e.to_string()))?;
-                request.headers_mut().insert(reqwest::header::HOST, host);
-                let response = router
-                    .clone()
-                    .oneshot(request)
-                    .await
-                    .map_err(|e| ApiError::Connect(e.to_string()))?;
-                let length = response
-                    .headers()
-                    .get(reqwest::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse().ok());
-                check_head(response.status().as_u16(), length)?;
-                let mut body = response.into_body();
-                let mut limited = LimitedBody::default();
-                while let Some(frame) = body.frame().await {
-                    let frame =
-                        frame.map_err(|e| ApiError::Decode(format!("answer cut off: {e}")))?;
-                    if let Some(data) = frame.data_ref() {
-                        limited.push(data)?;
-                    }
-                }
-                Ok(limited.bytes)
-            }
-        }
-    }
-}
-
-/// Refuses a non-2xx status, or a declared length over the cap, before reading any body.
-fn check_head(status: u16, content_length: Option<u64>) -> Result<(), ApiError> {
-    if !(200..300).contains(&status) {
-        return Err(ApiError::Http(status));
-    }
-    if content_length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(ApiError::TooLarge);
-    }
-    Ok(())
-}
-
-/// A body read chunk by chunk that refuses to grow past [`MAX_BODY_BYTES`].
-#[derive(Default)]
-struct LimitedBody {
-    bytes: Vec<u8>,
-}
-
-impl LimitedBody {
-    fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
-        if self.bytes.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::TooLarge);
-        }
-        self.bytes.extend_from_slice(chunk);
-        Ok(())
-    }
-}
-
-fn transport_error(e: &reqwest::Error, timeout: Duration, proxy: Option<&str>) -> ApiError {
-    let through = through(proxy);
-    if e.is_timeout() {
-        ApiError::Timeout(timeout, through)
-    } else if e.is_body() || e.is_decode() {
-        ApiError::Decode(format!("answer cut off: {}{through}", error_chain(e)))
-    } else {
-        ApiError::Connect(format!("{}{through}", error_chain(e)))
-    }
-}
-
-/// What a transport error adds when the call went through a proxy: reqwest names the API's URL
-/// only, even when the connection that failed was the proxy's.
-fn through(proxy: Option<&str>) -> String {
-    proxy.map_or(String::new(), |p| {
-        format!(" (through the proxy {p}, from HTTP(S)_PROXY / ALL_PROXY; NO_PROXY exempts hosts)")
-    })
-}
-
-/// The proxy `matcher` (reqwest's rules: `HTTPS_PROXY` / `HTTP_PROXY` by the URL's scheme, else
-/// `ALL_PROXY`, none for hosts in `NO_PROXY`) sends calls to `url` through, as
-/// `scheme://host:port`: any user and password in the variable are left out.
-pub fn proxy_for(
-    url: &Url,
-    matcher: &hyper_util::client::proxy::matcher::Matcher,
-) -> Option<String> {
-    let uri: axum::http::Uri = url.as_str().parse().ok()?;
-    let intercept = matcher.intercept(&uri)?;
-    let proxy = intercept.uri();
-    let host = proxy.host()?;
-    let scheme = proxy.scheme_str().unwrap_or("http");
-    Some(match proxy.port_u16() {
-        Some(port) => format!("{scheme}://{host}:{port}"),
-        None => format!("{scheme}://{host}"),
-    })
-}
-
-/// reqwest's top-level message is vague ("error sending request"); the causes say what happened.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }
 
 /// The `Host` header value reqwest sends for a URL: the port only when it is not the default.
@@ -417,29 +282,6 @@ pub fn host_header(url: &Url) -> String {
         Some(port) => format!("{host}:{port}"),
         None => host.to_owned(),
     }
-}
-
-/// The HTTP client every account shares for the Live API and STS: rustls, keep-alive, a proxy
-/// only from the environment's `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`. Redirects are never
-/// followed: a 3xx is an answer like any other, so a signed request (with `X-TC-Token`) never
-/// goes to a host the configuration did not name, and no other host's answer is accepted.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    base_client(timeout).build()
-}
-
-/// The client for the CVM metadata service: as [`http_client`], but never through a proxy,
-/// whatever the environment says; the service is link-local to the instance and a proxy could
-/// neither reach it nor be trusted with the role credentials it answers.
-pub fn metadata_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    base_client(timeout).no_proxy().build()
-}
-
-fn base_client(timeout: Duration) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .user_agent(concat!("tencent-live-exporter/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .redirect(reqwest::redirect::Policy::none())
 }
 
 #[cfg(test)]
@@ -458,63 +300,6 @@ mod tests {
             "live.tencentcloudapi.com"
         );
         assert_eq!(host_header(&u("http://127.0.0.1:8080")), "127.0.0.1:8080");
-    }
-
-    #[test]
-    fn the_proxy_in_use_is_named_without_its_credentials() {
-        use hyper_util::client::proxy::matcher::Matcher;
-        let api = Url::parse("https://live.tencentcloudapi.com/").unwrap();
-        let local = Url::parse("http://127.0.0.1:8080/").unwrap();
-        let m = Matcher::builder()
-            .https("http://user:secret-pass@proxy.corp:3128")
-            .http("http://plain.corp:8080")
-            .no("127.0.0.1,.internal")
-            .build();
-        assert_eq!(
-            proxy_for(&api, &m).as_deref(),
-            Some("http://proxy.corp:3128")
-        );
-        // NO_PROXY exempts; a scheme without a proxy has none.
-        assert_eq!(proxy_for(&local, &m), None);
-        let internal = Url::parse("https://live.internal/").unwrap();
-        assert_eq!(proxy_for(&internal, &m), None);
-        assert_eq!(proxy_for(&api, &Matcher::builder().build()), None);
-        let all = Matcher::builder().all("socks5h://proxy.corp:1080").build();
-        assert_eq!(
-            proxy_for(&api, &all).as_deref(),
-            Some("socks5h://proxy.corp:1080")
-        );
-    }
-
-    #[tokio::test]
-    async fn a_refused_proxy_is_named_in_the_error() {
-        // A port nothing listens on stands for a proxy that is down.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = closed.local_addr().unwrap().port();
-        drop(closed);
-        let proxy = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder()
-            .proxy(reqwest::Proxy::https(&proxy).unwrap())
-            .build()
-            .unwrap();
-        let e = http
-            .post("https://live.tencentcloudapi.com/")
-            .send()
-            .await
-            .unwrap_err();
-        let msg = transport_error(&e, Duration::from_secs(1), Some(&proxy)).to_string();
-        assert!(msg.starts_with("connection failed:"), "{msg}");
-        assert!(msg.contains(&format!("through the proxy {proxy}")), "{msg}");
-        let direct = transport_error(&e, Duration::from_secs(1), None).to_string();
-        assert!(!direct.contains("proxy 127"), "{direct}");
-        // A proxy that never answers: the timeout names it too.
-        let timeout = ApiError::Timeout(Duration::from_secs(10), through(Some(&proxy)));
-        assert_eq!(
-            timeout.to_string(),
-            format!(
-                "no answer within 10s (through the proxy {proxy}, from HTTP(S)_PROXY / ALL_PROXY; NO_PROXY exempts hosts)"
-            )
-        );
     }
 
     #[test]

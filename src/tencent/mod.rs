@@ -5,3 +5,4 @@ pub mod client;
 pub mod credentials;
 pub mod models;
 pub mod sign;
+pub mod transport;

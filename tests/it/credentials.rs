@@ -3,7 +3,7 @@
 //! (one refresh, one retry), every way a source fails (named, with the reason, never the secret),
 //! and a full cycle at `trace` level searched for every secret and token.
 //!
-//! In process under paused time (the credential fetchers use the same in-process transport as the
+//! In process under paused time (the credential fetchers use the same injected transport as the
 //! API calls), plus one test over real loopback sockets.
 
 use std::collections::BTreeMap;
@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 use tencent_live_exporter::app::{ConfigLoader, Exporter};
 use tencent_live_exporter::config::{self, Config, Overrides};
 use tencent_live_exporter::simulator::{Fault, MetadataFault, Simulator};
-use tencent_live_exporter::tencent::client::{ApiError, Transport, http_client};
+use tencent_live_exporter::tencent::client::ApiError;
 use tencent_live_exporter::tencent::credentials::FetchContext;
+use tencent_live_exporter::tencent::transport::Transport;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -146,7 +147,7 @@ fn load(dir: &Path, accounts: &str, env: &BTreeMap<String, String>) -> Result<Co
 
 impl Rig {
     fn start(sim: Simulator, dir: &Path, accounts: &str, env: BTreeMap<String, String>) -> Rig {
-        let transport = Transport::InProcess(sim.router());
+        let transport = Transport::service(sim.router());
         Self::start_with(sim, dir, accounts, env, transport)
     }
 

@@ -541,9 +541,8 @@ async fn redirects_from_the_api_endpoint_are_not_followed() {
         Default::default(),
     )
     .unwrap();
-    let transport = tencent_live_exporter::tencent::client::Transport::Http(
-        tencent_live_exporter::tencent::client::http_client(config.poll.timeout).unwrap(),
-    );
+    let transport =
+        tencent_live_exporter::tencent::transport::Transport::http(config.poll.timeout).unwrap();
     let exporter = tencent_live_exporter::app::Exporter::start_with(
         &config,
         shutdown.clone(),

@@ -250,7 +250,7 @@ async fn hold_a_reload(tag: &str) -> HeldReload {
     use std::sync::{Arc, Mutex, mpsc};
     use tencent_live_exporter::app::{ConfigLoader, Exporter};
     use tencent_live_exporter::config::{self, Overrides};
-    use tencent_live_exporter::tencent::client::Transport;
+    use tencent_live_exporter::tencent::transport::Transport;
     use tokio_util::sync::CancellationToken;
 
     use crate::support::{IN_PROCESS_ENDPOINT, PATIENCE, config_toml};
@@ -287,7 +287,7 @@ async fn hold_a_reload(tag: &str) -> HeldReload {
     let exporter = Exporter::start_with(
         &parse(&[A]),
         CancellationToken::new(),
-        Transport::InProcess(sim.router()),
+        Transport::service(sim.router()),
         Some(loader),
     );
     let first = tokio::spawn({

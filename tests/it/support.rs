@@ -1,5 +1,6 @@
 //! The harness: a simulator and a real exporter, either over loopback sockets (real time) or
-//! with the in-process transport (no sockets, so `tokio::time::pause` controls every clock).
+//! with the simulator's router injected as the transport (`Transport::service`: no sockets, so
+//! `tokio::time::pause` controls every clock).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use http_body_util::BodyExt;
 use tencent_live_exporter::app::{ConfigLoader, Exporter};
 use tencent_live_exporter::config::{self, Overrides};
 use tencent_live_exporter::simulator::Simulator;
-use tencent_live_exporter::tencent::client::{Transport, http_client};
+use tencent_live_exporter::tencent::transport::Transport;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -89,7 +90,7 @@ impl Harness {
 
     /// Simulator and exporter in process: no sockets, so paused time drives everything.
     pub fn in_process(sim: Simulator, accounts: &[Account], poll: &str) -> Harness {
-        let transport = Transport::InProcess(sim.router());
+        let transport = Transport::service(sim.router());
         Self::build(
             sim,
             accounts,
@@ -119,8 +120,7 @@ impl Harness {
             )?)
         });
         let config = loader().expect("valid test config");
-        let transport =
-            transport.unwrap_or_else(|| Transport::Http(http_client(config.poll.timeout).unwrap()));
+        let transport = transport.unwrap_or_else(|| Transport::http(config.poll.timeout).unwrap());
         let exporter = Exporter::start_with(&config, shutdown.clone(), transport, Some(loader));
         let router = exporter.router();
         Harness {

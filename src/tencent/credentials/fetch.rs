@@ -6,8 +6,10 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::http::Request;
+use bytes::Bytes;
 use reqwest::Url;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -15,11 +17,10 @@ use super::{
     AssumeRoleSpec, BaseSource, CredentialError, Credentials, FetchContext, OidcSpec, STS_VERSION,
     SecretIdFrom, SecretKeyFrom, SourceSpec,
 };
-use crate::tencent::client::{Transport, error_chain, host_header, metadata_client};
+use crate::tencent::client::host_header;
 use crate::tencent::sign::{SigningInput, authorization};
+use crate::tencent::transport::{Answer, TransportError};
 
-/// Answers of the metadata service and STS are small; anything bigger is refused.
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// Secret and token files are small; a bigger one is not what it should be.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
 /// The region `AssumeRole` is sent to (as the SDKs' role-ARN provider does).
@@ -260,17 +261,12 @@ async fn cvm_role(
     let role = match role {
         Some(role) => role.to_owned(),
         None => {
-            let (status, body) = metadata_get(ctx, &base)
-                .await
-                .map_err(|e| format!("metadata service {base}: {e}"))?;
-            if status == 404 {
-                return Err(format!(
+            let body = metadata_get(ctx, &base).await.map_err(|e| match e {
+                TransportError::Status(404) => format!(
                     "metadata service {base}: HTTP 404: no CAM role is attached to this instance"
-                ));
-            }
-            if !(200..300).contains(&status) {
-                return Err(format!("metadata service {base}: HTTP {status}"));
-            }
+                ),
+                e => format!("metadata service {base}: {e}"),
+            })?;
             let text = String::from_utf8_lossy(&body);
             let name = text.lines().next().unwrap_or_default().trim().to_owned();
             if name.is_empty() || !name.chars().all(role_name_char) {
@@ -286,17 +282,12 @@ async fn cvm_role(
         .map_err(|()| format!("metadata_endpoint {endpoint} cannot be a base URL"))?
         .pop_if_empty()
         .push(&role);
-    let (status, body) = metadata_get(ctx, &url)
-        .await
-        .map_err(|e| format!("metadata service {url}: {e}"))?;
-    if status == 404 {
-        return Err(format!(
+    let body = metadata_get(ctx, &url).await.map_err(|e| match e {
+        TransportError::Status(404) => format!(
             "metadata service {url}: HTTP 404: role {role:?} is not attached to this instance"
-        ));
-    }
-    if !(200..300).contains(&status) {
-        return Err(format!("metadata service {url}: HTTP {status}"));
-    }
+        ),
+        e => format!("metadata service {url}: {e}"),
+    })?;
     let answer: Value = serde_json::from_slice(&body)
         .map_err(|_| format!("metadata service {url}: the answer is not JSON"))?;
     let code = answer.get("Code").and_then(Value::as_str);
@@ -445,12 +436,9 @@ async fn sts_call(
     auth.set_sensitive(true);
     headers.insert(AUTHORIZATION, auth);
 
-    let (status, answer) = http(ctx, reqwest::Method::POST, endpoint, headers, Some(body))
+    let answer = sts_post(ctx, endpoint, headers, body)
         .await
         .map_err(|e| format!("STS {endpoint}: {e}"))?;
-    if !(200..300).contains(&status) {
-        return Err(format!("STS {endpoint}: HTTP {status}"));
-    }
     let answer: Value = serde_json::from_slice(&answer)
         .map_err(|_| format!("STS {endpoint}: the answer is not JSON"))?;
     let response = answer
@@ -478,98 +466,26 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// A GET from the CVM metadata service: over HTTP, always by [`metadata_client`] (never through
-/// a proxy from the environment); in-process transports answer it themselves.
-async fn metadata_get(ctx: FetchContext<'_>, url: &Url) -> Result<(u16, Vec<u8>), String> {
-    static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> =
-        std::sync::OnceLock::new();
-    let direct;
-    let ctx = match ctx.transport {
-        Transport::Http(_) => {
-            let client = CLIENT
-                .get_or_init(|| {
-                    metadata_client(METADATA_CONNECT_TIMEOUT).map_err(|e| error_chain(&e))
-                })
-                .clone()
-                .map_err(|e| format!("building the HTTP client: {e}"))?;
-            direct = Transport::Http(client);
-            FetchContext {
-                transport: &direct,
-                timeout: ctx.timeout,
-            }
-        }
-        Transport::InProcess(_) => ctx,
-    };
-    http(ctx, reqwest::Method::GET, url, HeaderMap::new(), None).await
+/// A GET from the CVM metadata service (never through a proxy): the body of a 2xx answer.
+async fn metadata_get(ctx: FetchContext<'_>, url: &Url) -> Result<Bytes, TransportError> {
+    let request = Request::get(url.as_str()).body(Bytes::new())?;
+    ctx.transport
+        .exchange(Answer::Metadata, request, ctx.timeout)
+        .await
 }
 
-/// Connecting to the link-local metadata service takes no longer than this.
-const METADATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// One HTTP exchange through the account's transport, within the deadline: (status, body).
-async fn http(
+/// A POST to STS: the body of a 2xx answer.
+async fn sts_post(
     ctx: FetchContext<'_>,
-    method: reqwest::Method,
-    url: &Url,
+    endpoint: &Url,
     headers: HeaderMap,
-    body: Option<Vec<u8>>,
-) -> Result<(u16, Vec<u8>), String> {
-    let exchange = async {
-        match ctx.transport {
-            Transport::Http(client) => {
-                let mut request = client
-                    .request(method, url.clone())
-                    .headers(headers)
-                    .timeout(ctx.timeout);
-                if let Some(body) = body {
-                    request = request.body(body);
-                }
-                let mut response = request.send().await.map_err(|e| error_chain(&e))?;
-                let status = response.status().as_u16();
-                let mut bytes = Vec::new();
-                while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
-                    if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
-                        return Err(format!("answer larger than {MAX_ANSWER_BYTES} bytes"));
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok((status, bytes))
-            }
-            Transport::InProcess(router) => {
-                use http_body_util::BodyExt as _;
-                use tower::ServiceExt as _;
-                let path = match url.query() {
-                    Some(q) => format!("{}?{q}", url.path()),
-                    None => url.path().to_owned(),
-                };
-                let mut request = axum::http::Request::builder()
-                    .method(method)
-                    .uri(path)
-                    .body(axum::body::Body::from(body.unwrap_or_default()))
-                    .map_err(|e| e.to_string())?;
-                *request.headers_mut() = headers;
-                let host = HeaderValue::from_str(&host_header(url)).map_err(|e| e.to_string())?;
-                request.headers_mut().insert(HOST, host);
-                let response = router
-                    .clone()
-                    .oneshot(request)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = response.status().as_u16();
-                let limited = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES);
-                let bytes = limited
-                    .collect()
-                    .await
-                    .map_err(|e| format!("reading the answer: {e}"))?
-                    .to_bytes();
-                Ok((status, bytes.to_vec()))
-            }
-        }
-    };
-    match tokio::time::timeout(ctx.timeout, exchange).await {
-        Ok(result) => result,
-        Err(_) => Err(format!("no answer within {:?}", ctx.timeout)),
-    }
+    body: Vec<u8>,
+) -> Result<Bytes, TransportError> {
+    let mut request = Request::post(endpoint.as_str()).body(Bytes::from(body))?;
+    *request.headers_mut() = headers;
+    ctx.transport
+        .exchange(Answer::Sts, request, ctx.timeout)
+        .await
 }
 
 #[cfg(test)]

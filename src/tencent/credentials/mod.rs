@@ -28,7 +28,7 @@ use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
-use super::client::Transport;
+use super::transport::Transport;
 pub(crate) use fetch::{read_profile, read_secret_file};
 
 /// Temporary credentials are refreshed this long before they expire (the SDKs' 300 s).
@@ -226,7 +226,7 @@ pub struct SourceSpec {
 }
 
 /// What the HTTP-based sources (metadata, STS) go through: the account's transport (reqwest, or
-/// an in-process router in tests) and the per-call deadline.
+/// an injected service in tests) and the per-call deadline.
 #[derive(Clone, Copy)]
 pub struct FetchContext<'a> {
     pub transport: &'a Transport,
@@ -572,7 +572,7 @@ mod tests {
     #[tokio::test]
     async fn fixed_keys_are_given_as_they_are() {
         let source = spec_static("AKIDx", "key-x");
-        let transport = Transport::InProcess(axum::Router::new());
+        let transport = Transport::service(axum::Router::new());
         let ctx = FetchContext {
             transport: &transport,
             timeout: Duration::from_secs(1),

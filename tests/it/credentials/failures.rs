@@ -255,7 +255,7 @@ async fn metadata_and_sts_over_loopback_sockets() {
     );
     let dir = temp_dir();
     let config = load(&dir, &accounts, &BTreeMap::new()).unwrap();
-    let transport = Transport::Http(http_client(config.poll.timeout).unwrap());
+    let transport = Transport::http(config.poll.timeout).unwrap();
     let (logs, _guard) = Logs::capture(tracing::Level::WARN);
     let rig = Rig::start_with(sim, &dir, &accounts, BTreeMap::new(), transport);
     rig.first_polls().await;
@@ -370,7 +370,7 @@ async fn no_secret_or_token_in_logs_metrics_config_or_errors_at_trace_level() {
         rig.exporter.store().pairs()
     );
     // The error values themselves, as the pollers get them: Display, alternate and Debug.
-    let transport = Transport::InProcess(rig.sim.router());
+    let transport = Transport::service(rig.sim.router());
     let mut errors = Vec::new();
     for a in &rig.config.accounts {
         let ctx = FetchContext {

@@ -23,7 +23,7 @@ async fn instance_role_credentials_rotate_while_polling_without_a_failed_poll() 
     let exporter = Exporter::start_with(
         &config,
         shutdown.clone(),
-        Transport::InProcess(sim.router()),
+        Transport::service(sim.router()),
         None,
     );
     tokio::time::timeout(PATIENCE, exporter.wait_for_polls(1))
