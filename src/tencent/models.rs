@@ -96,6 +96,10 @@ pub enum AnswerError {
 }
 
 /// Parses one answer body of `DescribeLivePackageInfo` for the given query type.
+///
+/// Fails with [`AnswerError::Api`] for the API's error answer (`Response.Error`), and with
+/// [`AnswerError::Decode`] when the body is not JSON, has no `Response` object, or its
+/// `LivePackageInfoList` is not an array; every other fault is an [`InvalidField`].
 pub fn parse_answer(body: &[u8], query: QueryType) -> Result<PageAnswer, AnswerError> {
     let root: Value = serde_json::from_slice(body).map_err(|e| {
         AnswerError::Decode(format!("not JSON ({e}); starts with {:?}", preview(body)))
