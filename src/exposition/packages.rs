@@ -207,9 +207,9 @@ pub struct Package {
     pub used: Option<u64>,
     /// `Left` in the base unit, same bounds as `quota`: what remains before pay-as-you-go billing.
     pub remaining: Option<u64>,
-    /// `ExpireTime` as Unix seconds.
+    /// `ExpireTime` (Beijing time, UTC+8, in the answer) as Unix seconds.
     pub expires_at: Option<i64>,
-    /// `BuyTime` as Unix seconds.
+    /// `BuyTime` (Beijing time, UTC+8, in the answer) as Unix seconds.
     pub purchased_at: Option<i64>,
     /// `WillRenew`: 1 auto-renewal on, 0 off; any other integer within ±2^53 is passed through.
     pub auto_renew: Option<i64>,
