@@ -397,7 +397,8 @@ fn resolve(dir: &Path, p: String) -> PathBuf {
 }
 
 /// Parses and validates a web configuration file's text; `dir` is the directory relative paths
-/// are resolved against.
+/// are resolved against. A [`WebConfigError`] names the key at fault, or is the YAML parser's
+/// message; settings this exporter accepts but cannot honour are [`WebConfig::warnings`] instead.
 pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, WebConfigError> {
     let raw: Option<RawFile> = serde_norway::from_str(text).map_err(|e| {
         let hint = if e.to_string().contains("unknown field") {
