@@ -295,6 +295,8 @@ impl Exporter {
         }
     }
 
+    /// The store the pollers fill: published pair states and the exposition (`--once` prints
+    /// it; tests read it).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }

@@ -17,6 +17,7 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, ValueEnum};
 use tokio::net::TcpListener;
 
+/// The command line, as clap parses it (flag names are a contract with operators: see README).
 #[derive(Debug, Parser)]
 #[command(
     name = "tencent-live-exporter",
@@ -96,14 +97,18 @@ pub fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) 
 /// binding). The port is 0..=65535 (0: any free port).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenAddress {
+    /// Where to bind: every address, one IP, or a name resolved at bind time.
     pub host: ListenHost,
+    /// The TCP port; 0 asks the system for any free one (tests).
     pub port: u16,
 }
 
+/// The host part of a [`ListenAddress`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenHost {
     /// `:port`: every address, IPv6 and IPv4 where the host has IPv6, else IPv4.
     Any,
+    /// An IPv4 address (`0.0.0.0:9877`), or an IPv6 one written in brackets (`[::1]:9877`).
     Ip(IpAddr),
     /// A host name, resolved by the system's resolver when binding.
     Name(String),
@@ -225,16 +230,24 @@ impl ListenAddress {
     }
 }
 
+/// `--log.level`: the level of this crate's logs (dependencies log at `warn`); ignored when
+/// `RUST_LOG` is set, which then says it all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
+    /// Errors only: a refused reload, a failed publish or accept.
     Error,
+    /// Warnings too: a pair's polls failing (once per change of error), unusable answer fields.
     Warn,
+    /// Info too: start, reloads, recovered polls, shutdown.
     Info,
+    /// Debug too: every poll, retry and repeated failure, connections, credential fetches.
     Debug,
+    /// Everything.
     Trace,
 }
 
 impl LogLevel {
+    /// The level as `tracing`'s `EnvFilter` spells it (`error` … `trace`).
     pub fn as_str(self) -> &'static str {
         match self {
             LogLevel::Error => "error",
@@ -246,9 +259,12 @@ impl LogLevel {
     }
 }
 
+/// `--log.format`: how log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines; coloured only on a terminal without `NO_COLOR`.
     Text,
+    /// One JSON object per line (tracing-subscriber's JSON format), for log collectors.
     Json,
 }
 

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{RawAccount, RawConfig};
 use crate::simulator::Simulator;
 
+/// The demo account's name: the `account` label of every demo series.
 pub const ACCOUNT: &str = "demo";
 /// Demo keys: they open only the in-process simulator.
 const SECRET_ID: &str = "AKIDDEMO00000000000000000000000000";

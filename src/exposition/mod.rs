@@ -1,7 +1,9 @@
-//! The exposition: what `/metrics` serves. Packages as the API reported them become series text
-//! (`packages.rs`), the store keeps each account's last answer and publishes the encoded, and
-//! pre-compressed, exposition when something changed (`store.rs`), and the exporter's own
-//! metrics (scrape counts, API errors, build info) come from `metrics.rs`.
+//! The exposition: what `/metrics` serves. `packages.rs` is the domain (a package, its kind,
+//! status and units, as the API reported them, independent of JSON and Prometheus);
+//! `metrics.rs` turns each (account, query type) pair's packages into series text and owns the
+//! exporter's own metrics (API calls and errors, invalid fields, reloads, build info);
+//! `store.rs` keeps each pair's last complete result and publishes the encoded, and
+//! pre-compressed, exposition when something changed.
 
 pub mod metrics;
 pub mod packages;

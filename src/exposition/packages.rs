@@ -9,12 +9,17 @@ use std::fmt;
 /// These codes differ from a package's own `Type` ([`PackageKind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum QueryType {
+    /// Traffic packages (流量包), `PackageType` 0: amounts in bytes.
     Traffic,
+    /// Transcode packages (转码包), `PackageType` 1: standard and top-speed codec packages;
+    /// amounts in minutes.
     Transcode,
+    /// Co-anchoring (mic-link, 连麦包) packages, `PackageType` 2: amounts in hours.
     CoAnchoring,
 }
 
 impl QueryType {
+    /// Every query type, in request-code order (`poll.package_types` defaults to the same three).
     pub const ALL: [QueryType; 3] = [Self::Traffic, Self::Transcode, Self::CoAnchoring];
 
     /// The `PackageType` request parameter.
@@ -35,6 +40,8 @@ impl QueryType {
         }
     }
 
+    /// The query type whose [`label`](Self::label) is `s` (as `poll.package_types` spells it),
+    /// or `None` for any other string.
     pub fn from_label(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|q| q.label() == s)
     }
@@ -58,15 +65,21 @@ impl fmt::Display for QueryType {
 /// A package's own `Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PackageKind {
+    /// `Type` 0: a traffic package; amounts in bytes.
     Traffic,
+    /// `Type` 1: a standard transcode package (普通转码包); amounts in minutes.
     Transcode,
+    /// `Type` 2: a top-speed codec transcode package (极速高清包); amounts in minutes.
     TopSpeedCodec,
+    /// `Type` 3: a co-anchoring (连麦包) package; amounts in hours.
     CoAnchoring,
     /// A code this exporter does not know yet: exported as its decimal string, never dropped.
     Unknown(i64),
 }
 
 impl PackageKind {
+    /// The kind for the API's `Type` code (0..=3); any other code is kept as
+    /// [`Self::Unknown`].
     pub fn from_code(code: i64) -> Self {
         match code {
             0 => Self::Traffic,
@@ -102,16 +115,25 @@ impl PackageKind {
 /// A package's `Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
+    /// 0: bought, not yet in use (e.g. queued behind another package).
     Unused,
+    /// 1: in use: usage is being drawn from it now.
     InUse,
+    /// 2: expired: past its `ExpireTime`.
     Expired,
+    /// 3: frozen (冻结) by Tencent.
     Frozen,
+    /// 4: used up (已耗尽): `Left` is 0.
     Exhausted,
+    /// 5: refunded.
     Refunded,
+    /// A code this exporter does not know yet: exported as its decimal string, never dropped.
     Unknown(i64),
 }
 
 impl Status {
+    /// The status for the API's `Status` code (0..=5); any other code is kept as
+    /// [`Self::Unknown`].
     pub fn from_code(code: i64) -> Self {
         match code {
             0 => Self::Unused,
@@ -141,8 +163,11 @@ impl Status {
 /// The unit of Tencent's `Total`/`Used`/`Left`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
+    /// Traffic packages: the API's bytes, exported as bytes.
     Bytes,
+    /// Transcode packages: the API's minutes, exported as seconds (× 60).
     Minutes,
+    /// Co-anchoring packages: the API's hours, exported as seconds (× 3600).
     Hours,
 }
 
@@ -166,27 +191,41 @@ impl Unit {
 /// something invalid (which is counted, not guessed at).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Package {
+    /// The API's `Id` (a string such as `281975`; a numeric `Id` is taken as its decimal), never
+    /// empty: the `package_id` label. An entry without a usable `Id` is skipped.
     pub id: String,
+    /// From `Type`; the query's default kind when `Type` is missing or invalid.
     pub kind: PackageKind,
+    /// From `Status`; [`Status::Unknown`]`(-1)` when it is missing or invalid.
     pub status: Status,
     /// Base unit of the amounts below (bytes, or seconds for time packages).
     pub unit: Unit,
+    /// `Total` in the base unit (bytes or seconds), at most
+    /// [`MAX_EXACT`](crate::tencent::models::MAX_EXACT) so that an `f64` sample holds it exactly.
     pub quota: Option<u64>,
+    /// `Used` in the base unit, same bounds as `quota`.
     pub used: Option<u64>,
+    /// `Left` in the base unit, same bounds as `quota`: what remains before pay-as-you-go billing.
     pub remaining: Option<u64>,
-    /// `ExpireTime` as Unix seconds.
+    /// `ExpireTime` (Beijing time, UTC+8, in the answer) as Unix seconds.
     pub expires_at: Option<i64>,
-    /// `BuyTime` as Unix seconds.
+    /// `BuyTime` (Beijing time, UTC+8, in the answer) as Unix seconds.
     pub purchased_at: Option<i64>,
+    /// `WillRenew`: 1 auto-renewal on, 0 off; any other integer within ±2^53 is passed through.
     pub auto_renew: Option<i64>,
+    /// `RenewalResult`: 1 renewed, 0 not yet renewed, negative: renewal failed.
     pub renewal_result: Option<i64>,
 }
 
 /// One field of `FluxPackageBillMode`: (product, area) → bill mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrafficBillMode {
+    /// `standard` (标准直播) or `leb` (快直播, Live Event Broadcasting): the `product` label.
     pub product: &'static str,
+    /// `mainland` (中国大陆) or `overseas` (国际/港澳台): the `area` label.
     pub area: &'static str,
+    /// The bill mode, in `PackageBillMode`'s codes (201 monthly bandwidth, 204 daily traffic, -1
+    /// none or unknown, …): the value of `tencent_live_traffic_bill_mode`.
     pub mode: i64,
 }
 

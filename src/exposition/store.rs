@@ -34,12 +34,21 @@ pub const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
 /// What one pair shows: its latest poll's state and its last complete list.
 #[derive(Debug, Clone, Default)]
 pub struct PairState {
+    /// Whether the latest poll succeeded: `tencent_live_up`, and "up"/"down" on the status page.
     pub up: bool,
+    /// When the last success ended, Unix seconds (wall clock):
+    /// `tencent_live_exporter_last_success_timestamp_seconds`.
     pub last_success_unix: Option<f64>,
     /// Monotonic time of the last success, for staleness.
     pub last_success_at: Option<Instant>,
+    /// How long the latest poll took, successful or not, all pages and retries included:
+    /// `tencent_live_exporter_poll_duration_seconds`.
     pub poll_duration_seconds: Option<f64>,
+    /// `PackageBillMode` of the last success (-1 none or unknown, 201 monthly bandwidth, …);
+    /// `None` when the API left it out, and once the pair is stale.
     pub bill_mode: Option<i64>,
+    /// `FluxPackageBillMode` of the last success, traffic pairs only (empty for the others, and
+    /// once the pair is stale).
     pub traffic_bill_modes: Vec<TrafficBillMode>,
     /// The last complete list; `None` before the first success, and once it is stale (no
     /// success for `max_staleness`): stale packages leave `/metrics` and the status page at once.
@@ -79,12 +88,16 @@ impl PairState {
 /// The encoded `/metrics` answer, plain and gzip-compressed, both made once per publish.
 #[derive(Debug, Clone, Default)]
 pub struct Exposition {
+    /// The text exposition format 0.0.4
+    /// ([`CONTENT_TYPE`](crate::exposition::metrics::CONTENT_TYPE)), for clients that do not
+    /// accept gzip.
     pub text: Bytes,
     /// `text` gzip-compressed, for clients that accept it (Prometheus does).
     pub gzip: Bytes,
 }
 
 impl Exposition {
+    /// Wraps an encoded exposition and gzips it (level 1) once, here, so no scrape compresses.
     pub fn new(text: Vec<u8>) -> Self {
         let gzip = gzip(&text);
         Exposition {
@@ -110,6 +123,8 @@ fn gzip(text: &[u8]) -> Vec<u8> {
         .expect("compressing into memory cannot fail")
 }
 
+/// A pair: (account name as configured, query type). Pairs order by account, then query type:
+/// the order of the exposition and the status page.
 pub type PairKey = (String, QueryType);
 
 /// What scrapes read: an exposition and the pair states it was made from.
@@ -140,6 +155,8 @@ struct Pieces {
     by_pair: HashMap<PairKey, Arc<PairPiece>>,
 }
 
+/// The pairs' live state and the published exposition: shared (`Arc`) by the pollers that record,
+/// the publisher, and the HTTP routes that read. See the module doc for the flow.
 pub struct Store {
     live: Mutex<Live>,
     /// Held by the one publish in progress (never by a scrape).
@@ -166,10 +183,15 @@ struct Hold {
     release: std::sync::mpsc::Receiver<()>,
 }
 
-/// Whether a recorded failure changed the pair's state (first failure, or a different code).
+/// Whether a recorded poll changed the pair's state, which decides whether it is worth a log line
+/// at warning (failure) or info (recovery) level, or only at debug level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
+    /// Nothing new (logged at debug level only): the first success, a success after a success,
+    /// or the same failure code again.
     Unchanged,
+    /// The first poll failed, a failure follows a success, the failure code changed, or a success
+    /// follows a failure (recovery): logged at warning or info level.
     Changed,
 }
 
@@ -200,6 +222,7 @@ impl Store {
         store
     }
 
+    /// The exporter's own counters and histogram, shared with the pollers and the API clients.
     pub fn metrics(&self) -> &Arc<ExporterMetrics> {
         &self.metrics
     }
@@ -284,6 +307,8 @@ impl Store {
         self.wake.notify_one();
     }
 
+    /// Changes `poll.max_staleness` (a reload), and asks for a publish so that a pair that is stale
+    /// under the new limit leaves `/metrics` at once.
     // Proven: lock acquisition: a lock is poisoned only by a panic while held, and no critical section in this crate can panic (these lints).
     #[allow(clippy::expect_used)]
     pub fn set_max_staleness(&self, max_staleness: Duration) {

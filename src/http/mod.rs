@@ -1,9 +1,9 @@
-//! The HTTP side: the routes (`/metrics`, `/`, `/healthz`, `/-/ready`), the status page, and
+//! The HTTP side: the routes (`/metrics`, `/`, `/healthz`, `POST /-/reload`), the status page, and
 //! securing the endpoint: `--web.config.file` in the Prometheus exporter-toolkit format
 //! (TLS by rustls, client certificates, basic auth with bcrypt hashes, extra response headers,
 //! rate limit), re-read while running; and the hardened accept loop every listener uses
 //! (header read, idle and write timeouts, bounded connections that non-reading clients cannot
-//! exhaust, GET/HEAD only, graceful shutdown).
+//! exhaust, GET/HEAD only but for `POST /-/reload`, graceful shutdown).
 //!
 //! - `server.rs`: the routes and what each answers.
 //! - `status_page.rs`: the HTML status page at `/`.
@@ -51,10 +51,16 @@ pub const RECHECK_INTERVAL: Duration = Duration::from_secs(5);
 pub struct WebOptions {
     /// `--web.config.file`; `None`: plain HTTP, no authentication.
     pub config: Option<Arc<WebConfigSource>>,
+    /// How long a client may take to send a request's headers (and its TLS handshake), and how long
+    /// a keep-alive connection may sit idle ([`HEADER_READ_TIMEOUT`]).
     pub header_read_timeout: Duration,
     /// Deadline for writing one answer ([`WRITE_TIMEOUT`]).
     pub write_timeout: Duration,
+    /// Connections served at once ([`MAX_CONNECTIONS`]); a newcomer beyond it closes the one that
+    /// has waited longest on its client.
     pub max_connections: usize,
+    /// How often `--web.config.file` and the files it names are read again for changes
+    /// ([`RECHECK_INTERVAL`]).
     pub recheck_interval: Duration,
 }
 

@@ -16,13 +16,18 @@ pub fn limited(path: &str) -> bool {
     !EXEMPT_PATHS.contains(&path)
 }
 
+/// The inbound limiter of one `rate_limit` setting: a token bucket of `burst` tokens, refilled one
+/// per `interval`, shared by every connection and path except [`EXEMPT_PATHS`].
 #[derive(Debug)]
 pub struct RateLimiter {
+    /// What it was built from: a re-read of the web configuration with the same settings keeps this
+    /// limiter (and its tokens), so a reload does not refill the bucket.
     pub settings: RateLimit,
     state: Mutex<(f64, Instant)>,
 }
 
 impl RateLimiter {
+    /// A limiter with a full bucket (`burst` tokens).
     pub fn new(settings: RateLimit) -> RateLimiter {
         RateLimiter {
             settings,

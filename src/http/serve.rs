@@ -326,6 +326,8 @@ pub struct WriteDeadline<I> {
 }
 
 impl<I> WriteDeadline<I> {
+    /// Wraps `io`; every answer written to it must be handed to the kernel within `limit` of its
+    /// first byte (the server passes [`WebOptions::write_timeout`](super::WebOptions)).
     pub fn new(io: I, limit: Duration) -> Self {
         WriteDeadline {
             io,

@@ -1,4 +1,5 @@
-//! The HTTP server: `/metrics` (from the store's pre-encoded bytes), `/` and `/healthz`.
+//! The HTTP server: `/metrics` (from the store's pre-encoded bytes), `/`, `/healthz` and
+//! `POST /-/reload`.
 //!
 //! Handlers never call the API and never encode: a scrape clones an `Arc` and writes bytes.
 
@@ -19,6 +20,8 @@ use crate::exposition::store::Store;
 
 /// Something that re-reads the configuration (the exporter; a stub in tests).
 pub trait Reload: Send + Sync + 'static {
+    /// Reads and applies the configuration again; `Err` with the reason (for the 500's body) when
+    /// it was refused, in which case the running configuration stays.
     fn reload(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
 }
 

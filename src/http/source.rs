@@ -28,6 +28,8 @@ pub struct Active {
     pub users: Option<Users>,
     /// Added to every response.
     pub headers: HeaderMap,
+    /// `Some`: `rate_limit` applies ([`RateLimiter`]); kept across re-reads whose setting is
+    /// unchanged.
     pub rate_limit: Option<Arc<RateLimiter>>,
 }
 
@@ -163,6 +165,7 @@ impl WebConfigSource {
         })
     }
 
+    /// The web configuration file's path, as given to `--web.config.file`.
     pub fn path(&self) -> &Path {
         &self.path
     }

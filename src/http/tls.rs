@@ -22,8 +22,13 @@ use super::web_config::{ClientAuth, Curve, KeyPem, Pem, TlsSettings, TlsVersion,
 
 /// The bytes a TLS configuration needs, read from files or taken inline.
 pub struct Material {
+    /// The server's certificate chain, PEM (`cert_file` or `cert`), leaf first.
     pub cert: Vec<u8>,
+    /// The server's private key, PEM (`key_file` or `key`): a secret, zeroed on drop, never
+    /// printed.
     pub key: SecretSlice<u8>,
+    /// The CA bundle client certificates are verified against, PEM (`client_ca_file` or
+    /// `client_ca`).
     pub client_ca: Option<Vec<u8>>,
 }
 

@@ -156,6 +156,8 @@ pub struct WebConfig {
     pub users: BTreeMap<String, String>,
     /// Extra response headers from `http_server_config.headers`.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `rate_limit`, when its `interval` is above zero (an interval of 0 turns it off, as in the
+    /// toolkit); its `burst` is then at least 1.
     pub rate_limit: Option<RateLimit>,
     /// Accepted toolkit settings this exporter does not enforce, for one warning per change.
     pub warnings: Vec<String>,
@@ -164,21 +166,30 @@ pub struct WebConfig {
 /// `rate_limit`: at most `burst` requests at once, refilled one per `interval`; beyond it, 429.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
+    /// One token is added per `interval` (a Go duration such as `100ms`): the sustained rate is
+    /// one request per `interval`.
     pub interval: Duration,
+    /// The bucket's size: at most this many requests in a burst; at least 1.
     pub burst: u32,
 }
 
 /// PEM text that is either in a file or inline in the web configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pem {
+    /// `*_file`: a path, resolved against the web configuration file's directory, read at every
+    /// (re)load.
     File(PathBuf),
+    /// The PEM text itself (`cert`, `client_ca`).
     Inline(String),
 }
 
 /// The private key: a file or inline (a secret: never printed).
 #[derive(Clone)]
 pub enum KeyPem {
+    /// `key_file`: a path, resolved against the web configuration file's directory, read at every
+    /// (re)load.
     File(PathBuf),
+    /// `key`: the PEM text itself, wrapped so that it is never printed.
     Inline(SecretString),
 }
 
@@ -204,14 +215,21 @@ impl PartialEq for KeyPem {
 /// Go's `tls.ClientAuthType`, by the names the toolkit accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
+    /// No certificate is asked for (the default, and the empty string).
     NoClientCert,
+    /// A certificate is asked for but not required, and not verified against a CA.
     RequestClientCert,
+    /// A certificate is required but not verified against a CA (`RequireClientCert` is an alias);
+    /// the client must still prove it holds the key.
     RequireAnyClientCert,
+    /// A certificate is not required; one that is sent is verified against `client_ca_file`.
     VerifyClientCertIfGiven,
+    /// A certificate is required and verified against `client_ca_file`.
     RequireAndVerifyClientCert,
 }
 
 impl ClientAuth {
+    /// The accepted names, in the order Go lists them, for the error naming an unknown one.
     pub const NAMES: &'static str = "NoClientCert, RequestClientCert, RequireAnyClientCert, \
          VerifyClientCertIfGiven, RequireAndVerifyClientCert";
 
@@ -250,9 +268,15 @@ impl FromStr for ClientAuth {
 /// A TLS protocol version as the toolkit names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsVersion {
+    /// `TLS10`: accepted as `min_version` only, raised to TLS 1.2 with a warning (rustls has no
+    /// 1.0).
     Tls10,
+    /// `TLS11`: accepted as `min_version` only, raised to TLS 1.2 with a warning (rustls has no
+    /// 1.1).
     Tls11,
+    /// `TLS12`: the default `min_version`.
     Tls12,
+    /// `TLS13`: the default `max_version`.
     Tls13,
 }
 
@@ -272,9 +296,13 @@ impl FromStr for TlsVersion {
 /// An elliptic curve as the toolkit names it (Go's `tls.CurveID` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Curve {
+    /// `CurveP256` (secp256r1).
     P256,
+    /// `CurveP384` (secp384r1).
     P384,
+    /// `CurveP521` (secp521r1): accepted, but rustls does not implement it: skipped with a warning.
     P521,
+    /// `X25519`.
     X25519,
 }
 
@@ -324,17 +352,28 @@ pub const GO_CIPHER_SUITES: &[&str] = &[
 /// `tls_server_config`, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsSettings {
+    /// The server's certificate chain: `cert_file` or `cert` (exactly one is required).
     pub cert: Pem,
+    /// The server's private key: `key_file` or `key` (exactly one is required).
     pub key: KeyPem,
+    /// The CA bundle of `client_ca_file` or `client_ca`; required when `client_auth` verifies.
     pub client_ca: Option<Pem>,
+    /// `client_auth_type`; `NoClientCert` when unset (a client CA with `NoClientCert` is
+    /// refused).
     pub client_auth: ClientAuth,
     /// Client certificates must carry one of these SANs (DNS, IP or URI; exact match).
     pub client_allowed_sans: Option<Vec<String>>,
+    /// `min_version`, `TLS12` when unset; never below `TLS12` (lower values are raised, with a
+    /// warning).
     pub min_version: TlsVersion,
+    /// `max_version`, `TLS13` when unset; `TLS12` or `TLS13`.
     pub max_version: TlsVersion,
     /// Go names of TLS 1.2 suites, server preference order; `None`: rustls's defaults.
     pub cipher_suites: Option<Vec<String>>,
+    /// Whether the server's cipher suite order wins over the client's (rustls's
+    /// `ignore_client_order`); `true` when unset, as in the toolkit.
     pub prefer_server_cipher_suites: bool,
+    /// Key exchange groups in preference order; `None`: rustls's defaults.
     pub curve_preferences: Option<Vec<Curve>>,
 }
 
@@ -358,7 +397,8 @@ fn resolve(dir: &Path, p: String) -> PathBuf {
 }
 
 /// Parses and validates a web configuration file's text; `dir` is the directory relative paths
-/// are resolved against.
+/// are resolved against. A [`WebConfigError`] names the key at fault, or is the YAML parser's
+/// message; settings this exporter accepts but cannot honour are [`WebConfig::warnings`] instead.
 pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, WebConfigError> {
     let raw: Option<RawFile> = serde_norway::from_str(text).map_err(|e| {
         let hint = if e.to_string().contains("unknown field") {

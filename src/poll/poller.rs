@@ -28,6 +28,8 @@ pub const MAX_PAGES: u32 = 1_000;
 
 /// Where pages come from: the real client, or a fake in tests.
 pub trait PageSource: Send + Sync + 'static {
+    /// Asks for page `page_num` (from 1) of `query`, `page_size` entries a page (10..=100, as the
+    /// API allows); the API error on failure. Called concurrently for the pages after the first.
     fn fetch_page(
         &self,
         query: QueryType,
@@ -59,6 +61,7 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// No retries: the first fault of any page fails the poll.
     pub const NONE: RetryPolicy = RetryPolicy {
         max_retries: 0,
         backoff_base: Duration::ZERO,
@@ -80,12 +83,15 @@ impl RetryPolicy {
 pub struct PollOutcome {
     /// One entry per package id, in the order the API listed them.
     pub packages: Vec<Package>,
+    /// `PackageBillMode` of page 1; `None` when it was null, missing or invalid.
     pub bill_mode: Option<i64>,
+    /// `FluxPackageBillMode` of page 1 (traffic queries only).
     pub traffic_bill_modes: Vec<TrafficBillMode>,
     /// Pages read in the last (complete) read.
     pub pages: u32,
     /// Calls made, retries and re-reads included.
     pub calls: u32,
+    /// Unusable fields of every page of the last read, each counted and skipped, never fatal.
     pub invalid_fields: Vec<InvalidField>,
     /// Times the list was read again before it came complete.
     pub rereads: u32,
@@ -130,17 +136,32 @@ impl fmt::Display for Incomplete {
 /// Why a poll failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PollError {
+    /// A page failed, after its retries: the poll is abandoned with every other page.
     #[error("page {page}: {error}")]
-    Api { page: u32, error: ApiError },
+    Api {
+        /// The page (from 1) whose call failed; 0 when a page's task itself ended (a panic).
+        page: u32,
+        /// The last try's error; its `code()` becomes the pair's `last_error`.
+        error: ApiError,
+    },
+    /// Every read of the list moved under it: [`MAX_REREADS`] re-reads were not enough.
     #[error(
         "the list was incomplete {reads} times in a row (last: {reason}); keeping the previous one"
     )]
-    Incomplete { reads: u32, reason: Incomplete },
+    Incomplete {
+        /// Reads made, the first included (`MAX_REREADS + 1`).
+        reads: u32,
+        /// Why the last read was incomplete.
+        reason: Incomplete,
+    },
+    /// The list claims (or, without totals, goes on for) more than [`MAX_PAGES`] pages.
     #[error(
         "more than {MAX_PAGES} pages; refusing to read on (TotalPage {total_page:?}, TotalNum {total_num:?})"
     )]
     PageCap {
+        /// `TotalPage` of the answer that crossed the cap (page 1's when totals were given).
         total_page: Option<u64>,
+        /// `TotalNum` of that answer.
         total_num: Option<u64>,
     },
 }

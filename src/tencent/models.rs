@@ -18,14 +18,28 @@ pub const MAX_EXACT: u64 = 1 << 53;
 /// One page of a successful answer.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PageAnswer {
+    /// The usable packages of this page, in the API's order (entries without a usable `Id` are
+    /// left out).
     pub packages: Vec<Package>,
     /// Entries in `LivePackageInfoList`, including ones skipped as unusable: what paging counts.
     pub listed: usize,
+    /// `PackageBillMode` (-1 none or unknown, 0 none, 201 monthly bandwidth, 202 monthly traffic,
+    /// 203 daily bandwidth, 204 daily traffic, 205 daily duration, 206 monthly duration, 304 daily
+    /// traffic); `None` when null, missing or invalid.
     pub bill_mode: Option<i64>,
+    /// `FluxPackageBillMode`'s first four fields (standard mainland, standard overseas, LEB
+    /// mainland, LEB overseas); parsed for traffic queries only, empty otherwise or when absent.
     pub traffic_bill_modes: Vec<TrafficBillMode>,
+    /// `TotalPage`: pages at the request's `PageSize`; `None` when null (the API page allows it),
+    /// missing, negative or invalid.
     pub total_page: Option<u64>,
+    /// `TotalNum`: packages of this type in all pages; `None` as for `total_page`. The poller
+    /// requires the pages it reads to list exactly this many.
     pub total_num: Option<u64>,
+    /// `RequestId`, to log with every failure; `None` when the answer has none.
     pub request_id: Option<String>,
+    /// Fields that were present but unusable (or required and missing): counted by
+    /// `tencent_live_exporter_invalid_fields_total`, never fatal.
     pub invalid_fields: Vec<InvalidField>,
 }
 
@@ -34,7 +48,10 @@ pub struct PageAnswer {
 pub struct InvalidField {
     /// The API's field name, e.g. `ExpireTime`: the `field` label of the invalid-fields counter.
     pub field: &'static str,
+    /// The package's `Id` when the field belongs to a package; `None` for answer-level fields and
+    /// for an entry that has no usable `Id`.
     pub package_id: Option<String>,
+    /// Why the value was refused, for the log: e.g. `"0000-00-00" is not YYYY-MM-DD HH:MM:SS`.
     pub reason: String,
 }
 
@@ -65,8 +82,12 @@ pub enum AnswerError {
     /// The API's own error answer.
     #[error("{code}: {message} (RequestId {request_id})")]
     Api {
+        /// The error `Code`, e.g. `AuthFailure.SignatureFailure` or `RequestLimitExceeded`;
+        /// `UnknownError` when the answer gave none.
         code: String,
+        /// The error `Message` as Tencent wrote it (may be empty).
         message: String,
+        /// The answer's `RequestId`, or `none` when it had none.
         request_id: String,
     },
     /// Not an answer of this API's shape.
@@ -75,6 +96,10 @@ pub enum AnswerError {
 }
 
 /// Parses one answer body of `DescribeLivePackageInfo` for the given query type.
+///
+/// Fails with [`AnswerError::Api`] for the API's error answer (`Response.Error`), and with
+/// [`AnswerError::Decode`] when the body is not JSON, has no `Response` object, or its
+/// `LivePackageInfoList` is not an array; every other fault is an [`InvalidField`].
 pub fn parse_answer(body: &[u8], query: QueryType) -> Result<PageAnswer, AnswerError> {
     let root: Value = serde_json::from_slice(body).map_err(|e| {
         AnswerError::Decode(format!("not JSON ({e}); starts with {:?}", preview(body)))

@@ -106,10 +106,18 @@ pub fn authorization(secret_id: &str, secret_key: &str, input: &SigningInput<'_>
 /// The fields of an `Authorization` header, as a server (the simulator) reads them.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ParsedAuthorization {
+    /// The `SecretId` before the first `/` of `Credential`: the key the server looks up.
     pub secret_id: String,
+    /// `YYYY-MM-DD` from the credential scope; in a valid request, the UTC date of
+    /// `X-TC-Timestamp`.
     pub date: String,
+    /// The service from the credential scope (`live`, `sts`); in a valid request, the first
+    /// label of the host.
     pub service: String,
+    /// `SignedHeaders` as sent; the SDKs and this client send `content-type;host`.
     pub signed_headers: String,
+    /// `Signature` as sent (a valid one is 64 lowercase hex digits), for the server to compare
+    /// with the one it computes.
     pub signature: String,
 }
 

@@ -39,13 +39,20 @@ pub const FILE_RECHECK: Duration = Duration::from_secs(60);
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(15);
 /// Temporary credentials are not used in their last this-long (a call takes time; clocks differ).
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
-/// STS `AssumeRole` / `AssumeRoleWithWebIdentity`: the version and the session length asked for.
+/// The `X-TC-Version` of STS `AssumeRole` and `AssumeRoleWithWebIdentity`.
 pub const STS_VERSION: &str = "2018-08-13";
+/// `DurationSeconds` asked of STS for `AssumeRole` and `AssumeRoleWithWebIdentity` sessions: the
+/// SDKs' default (STS allows up to 43200).
 pub const STS_DURATION_SECONDS: u32 = 7200;
-/// Defaults of the account keys.
+/// Default `metadata_endpoint` of an account: the CVM metadata service's base URL (plain HTTP,
+/// reachable from the instance only).
 pub const DEFAULT_METADATA_ENDPOINT: &str = "http://metadata.tencentyun.com";
+/// Default `sts_endpoint` of an account: where `AssumeRole` and `AssumeRoleWithWebIdentity` are
+/// POSTed (`/`).
 pub const DEFAULT_STS_ENDPOINT: &str = "https://sts.tencentcloudapi.com";
+/// Default `role_session_name` of an account (STS wants 2 to 128 of `[A-Za-z0-9+=,.@_-]`).
 pub const DEFAULT_ROLE_SESSION_NAME: &str = "tencent-live-exporter";
+/// Default `profile` of an account: the INI section read from the credentials file.
 pub const DEFAULT_PROFILE: &str = "default";
 
 /// One set of keys, as used to sign one request.
@@ -53,12 +60,14 @@ pub const DEFAULT_PROFILE: &str = "default";
 pub struct Credentials {
     /// Not a secret (it appears in every `Authorization` header), but an account's identity.
     pub secret_id: String,
+    /// The SecretKey: only the signers read it (`expose_secret`); `Debug` shows `[REDACTED]`.
     pub secret_key: SecretString,
     /// Session token of temporary credentials, sent as `X-TC-Token`.
     pub token: Option<SecretString>,
 }
 
 impl Credentials {
+    /// Long-lived keys without a session token (as from the configuration or the environment).
     pub fn new(secret_id: impl Into<String>, secret_key: impl Into<String>) -> Self {
         Credentials {
             secret_id: secret_id.into(),
@@ -229,7 +238,10 @@ pub struct SourceSpec {
 /// an injected service in tests) and the per-call deadline.
 #[derive(Clone, Copy)]
 pub struct FetchContext<'a> {
+    /// How the requests go out: reqwest (the metadata service by its own proxy-less client) or, in
+    /// tests, an in-process router.
     pub transport: &'a Transport,
+    /// Deadline of each metadata or STS call, the account's `poll.timeout`.
     pub timeout: Duration,
 }
 
@@ -290,7 +302,10 @@ pub struct Probe {
 
 /// Credentials to sign with, and which fetch they came from (for [`CredentialSource::invalidate`]).
 pub struct Lease {
+    /// The keys to sign this request with.
     pub credentials: Credentials,
+    /// Which fetch gave them (counts up from 1 per source): hand it back to
+    /// [`CredentialSource::invalidate`] when the API refuses their token.
     pub generation: u64,
 }
 
@@ -304,6 +319,7 @@ impl fmt::Debug for CredentialSource {
 }
 
 impl CredentialSource {
+    /// A source with an empty cache: the first [`Self::lease`] fetches.
     pub fn new(spec: SourceSpec) -> Self {
         CredentialSource {
             spec: Arc::new(spec),
@@ -325,6 +341,7 @@ impl CredentialSource {
         })
     }
 
+    /// The configuration this source was built from (its `Debug` redacts every secret).
     pub fn spec(&self) -> &SourceSpec {
         &self.spec
     }
@@ -506,7 +523,11 @@ impl Cached {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("credential source {source_name}: {reason}")]
 pub struct CredentialError {
+    /// The source that failed (`static`, `env`, `profile`, `cvm_role`, `oidc`, or `chain` when
+    /// every link did), or `role_arn` when `AssumeRole` on top of it failed.
     pub source_name: &'static str,
+    /// What went wrong, in words: e.g. a file path, an HTTP status, or STS's error `Code`,
+    /// `Message` and `RequestId`; never key material.
     pub reason: String,
 }
 
