@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end benchmarks of the exporter on this machine (see BENCHMARKS.md).
 
-Starts the Live API simulator (examples/bench_simulator.rs) and the release binary as separate
+Starts the Live API simulator (simulator/examples/bench_simulator.rs) and the release binary as separate
 processes on loopback, measures poll cycles from the exporter's own poll-duration gauge and the
 simulator's request log, drives /metrics with wrk from a second process side by side with nginx
 serving the same bytes, reads RSS and CPU from /proc, and prints one table.

@@ -77,7 +77,8 @@ pub struct Cli {
     pub once: bool,
 
     /// Run against a built-in simulator of the Live API with demo packages: no Tencent account
-    /// needed. Any configured accounts are replaced by the demo account.
+    /// needed. Any configured accounts are replaced by the demo account. Needs the default cargo
+    /// feature `demo`; a binary built without it exits 2.
     #[arg(long = "demo", env = "TLE_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub demo: bool,
 

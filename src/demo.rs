@@ -1,5 +1,6 @@
 //! `--demo`: the Live API simulator on an ephemeral loopback port, and a demo account pointed
-//! at it, so the exporter runs with no Tencent account.
+//! at it, so the exporter runs with no Tencent account. Built with the default feature `demo`
+//! only (the simulator is the crate `tencent-live-simulator`).
 
 use anyhow::Context as _;
 use secrecy::SecretString;
@@ -7,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{RawAccount, RawConfig};
-use crate::simulator::Simulator;
+use tencent_live_simulator::Simulator;
 
 /// The demo account's name: the `account` label of every demo series.
 pub const ACCOUNT: &str = "demo";

@@ -16,13 +16,12 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+// `--demo` runs the Live API simulator (the `tencent-live-simulator` crate): default feature `demo`.
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod exposition;
 pub mod http;
 pub mod poll;
-// The simulator stands in for Tencent in tests and `--demo`; its few `expect`s and indexes carry
-// their proofs where they are.
-pub mod simulator;
 pub mod tencent;
 
 /// The git revision this binary was built from (`build.rs`: 12 hex digits), or `unknown`.

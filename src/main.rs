@@ -18,9 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use tencent_live_exporter::cli::{Cli, LogFormat, log_colour};
 use tencent_live_exporter::config::{self, Overrides};
+#[cfg(feature = "demo")]
+use tencent_live_exporter::demo;
 use tencent_live_exporter::tencent::credentials::{CredentialSource, FetchContext};
 use tencent_live_exporter::tencent::transport::Transport;
-use tencent_live_exporter::{app, demo, http};
+use tencent_live_exporter::{app, http};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -53,19 +55,34 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone())?;
+    #[cfg(feature = "demo")]
     let demo_endpoint = if cli.demo {
         Some(demo::start_simulator(shutdown.clone()).await?)
     } else {
         None
     };
+    // The flag stays (so a script that passes it gets this message, not clap's "unexpected
+    // argument"), and refuses to start: exit 2.
+    #[cfg(not(feature = "demo"))]
+    if cli.demo {
+        anyhow::bail!(
+            "--demo: this binary was built without the demo feature (the Live API simulator); \
+             build it with the default features"
+        );
+    }
     // The same steps at start and at every reload: file, environment, demo, flags.
     let file = cli.config_file.clone();
     let loader: app::ConfigLoader = Arc::new(move || {
         let env = config::process_env();
-        let mut raw = config::load_raw(file.as_deref(), env.clone())?;
-        if let Some(endpoint) = &demo_endpoint {
-            demo::apply(&mut raw, endpoint);
-        }
+        let raw = config::load_raw(file.as_deref(), env.clone())?;
+        #[cfg(feature = "demo")]
+        let raw = {
+            let mut raw = raw;
+            if let Some(endpoint) = &demo_endpoint {
+                demo::apply(&mut raw, endpoint);
+            }
+            raw
+        };
         Ok(config::Config::validate(raw, &overrides, &env)?)
     });
     let config = loader()?;

@@ -4,5 +4,6 @@
 pub mod client;
 pub mod credentials;
 pub mod models;
-pub mod sign;
+/// TC3-HMAC-SHA256 signing: the workspace crate `tencent-tc3` (`tc3/`), shared with the simulator.
+pub use tencent_tc3 as sign;
 pub mod transport;

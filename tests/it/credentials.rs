@@ -17,10 +17,10 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tencent_live_exporter::app::{ConfigLoader, Exporter};
 use tencent_live_exporter::config::{self, Config, Overrides};
-use tencent_live_exporter::simulator::{Fault, MetadataFault, Simulator};
 use tencent_live_exporter::tencent::client::ApiError;
 use tencent_live_exporter::tencent::credentials::FetchContext;
 use tencent_live_exporter::tencent::transport::Transport;
+use tencent_live_simulator::{Fault, MetadataFault, Simulator};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 

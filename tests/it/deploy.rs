@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::json;
-use tencent_live_exporter::simulator::Simulator;
+use tencent_live_simulator::Simulator;
 
 use crate::support::{Harness, repo_path, run, tool};
 

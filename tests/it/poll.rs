@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tencent_live_exporter::poll::budget::max_in_any_window;
-use tencent_live_exporter::simulator::{Fault, LoggedRequest, Simulator};
+use tencent_live_simulator::{Fault, LoggedRequest, Simulator};
 use tokio::time::Instant;
 
 use crate::support::{Account, Harness, Logs};

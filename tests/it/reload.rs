@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tencent_live_exporter::simulator::Simulator;
+use tencent_live_simulator::Simulator;
 
 use crate::support::{Account, Harness};
 

@@ -4,7 +4,7 @@ use super::*;
 use crate::exposition::packages::Unit;
 
 /// The API page's example answer, verbatim (one copy, kept by the simulator).
-const EXAMPLE: &str = crate::simulator::EXAMPLE_RESPONSE;
+const EXAMPLE: &str = tencent_live_simulator::EXAMPLE_RESPONSE;
 
 #[test]
 fn the_api_pages_example_answer_parses_verbatim() {

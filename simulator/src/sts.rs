@@ -35,7 +35,7 @@ use super::{
     MAX_BODY_BYTES, MAX_CLOCK_SKEW_SECS, Served, Simulator, State, constant_time_eq, err,
     error_answer, handle, header_text, new_request_id,
 };
-use crate::tencent::sign::{self, SigningInput};
+use tencent_tc3::{self as sign, SigningInput};
 
 /// The STS version served.
 pub const STS_VERSION: &str = "2018-08-13";
@@ -61,17 +61,23 @@ pub enum MetadataFault {
 /// Temporary credentials the simulator issued.
 #[derive(Clone)]
 pub struct IssuedCredentials {
+    /// The temporary SecretId (`TmpSecretId`), `AKIDtmp…`.
     pub secret_id: String,
+    /// The temporary SecretKey (`TmpSecretKey`).
     pub secret_key: String,
+    /// The session token (`Token`), to be sent as `X-TC-Token` with every call they sign.
     pub token: String,
     /// The (permanent SecretId of the) account whose packages they see.
     pub account: String,
     /// `metadata`, `AssumeRole`, `AssumeRoleWithWebIdentity` or `manual`.
     pub issued_by: &'static str,
+    /// When they were issued, on tokio's clock.
     pub issued_at: Instant,
+    /// When the Live API stops accepting them, on tokio's clock (`issued_at` + lifetime).
     pub expires_at: Instant,
     /// `ExpiredTime` as answered (Unix seconds).
     pub expired_time: i64,
+    /// Revoked ([`Simulator::revoke_temporary_credentials`]): refused before their expiry.
     pub revoked: bool,
 }
 
@@ -91,6 +97,7 @@ impl std::fmt::Debug for IssuedCredentials {
 /// One request to the metadata service or STS, as the simulator saw it.
 #[derive(Debug, Clone)]
 pub struct CredentialRequest {
+    /// Arrival, on tokio's clock.
     pub at: Instant,
     /// `metadata:role-name`, `metadata:credentials`, or the STS action.
     pub service: String,
@@ -98,6 +105,7 @@ pub struct CredentialRequest {
     pub signed_by: Option<String>,
     /// The `Authorization` header was exactly `SKIP`.
     pub unsigned: bool,
+    /// An `X-TC-Token` header was sent (temporary keys signed it).
     pub had_token: bool,
     /// `X-TC-Region`, when sent.
     pub region: Option<String>,
@@ -238,6 +246,8 @@ impl Simulator {
             .insert(provider_id.to_owned(), web_identity_token.to_owned());
     }
 
+    /// Every metadata request (role name and credentials) is answered with this fault until
+    /// cleared with `None`.
     pub fn set_metadata_fault(&self, fault: Option<MetadataFault>) {
         self.lock().sts.metadata_fault = fault;
     }

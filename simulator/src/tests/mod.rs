@@ -9,11 +9,27 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
-use crate::tencent::sign;
+use tencent_tc3 as sign;
 
 const ID: &str = "AKIDsimulatortest";
 const KEY: &str = "simulator-secret-key";
 const HOST: &str = "127.0.0.1:18080";
+
+/// The most of `times` in any one `window`-long half-open window `[t, t + window)`. The same
+/// count as the exporter's `poll::budget::max_in_any_window`, here so that the simulator's tests
+/// need no exporter.
+fn max_in_any_window(times: &[Instant], window: Duration) -> usize {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let (mut best, mut start) = (0, 0);
+    for end in 0..sorted.len() {
+        while sorted[end].duration_since(sorted[start]) >= window {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
 
 fn now_unix() -> i64 {
     SystemTime::now()

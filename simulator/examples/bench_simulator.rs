@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use axum::routing::get;
 use serde_json::json;
-use tencent_live_exporter::simulator::Simulator;
+use tencent_live_simulator::Simulator;
 use tokio::net::TcpListener;
 
 #[tokio::main(flavor = "current_thread")]

@@ -624,10 +624,10 @@ async fn latency_and_arrival_delay_move_the_counted_arrival() {
     let log = sim.requests();
     let arrivals: Vec<Instant> = log.iter().map(|r| r.at).collect();
     assert!(
-        crate::poll::budget::max_in_any_window(&sent, Duration::from_secs(1)) <= 20,
+        max_in_any_window(&sent, Duration::from_secs(1)) <= 20,
         "sent at 20 per second"
     );
-    let worst = crate::poll::budget::max_in_any_window(&arrivals, Duration::from_secs(1));
+    let worst = max_in_any_window(&arrivals, Duration::from_secs(1));
     let refused = log
         .iter()
         .filter(|r| r.outcome == "RequestLimitExceeded")
@@ -639,5 +639,5 @@ async fn latency_and_arrival_delay_move_the_counted_arrival() {
         .filter(|r| r.outcome == "ok")
         .map(|r| r.at)
         .collect();
-    assert!(crate::poll::budget::max_in_any_window(&accepted, Duration::from_secs(1)) <= 20);
+    assert!(max_in_any_window(&accepted, Duration::from_secs(1)) <= 20);
 }

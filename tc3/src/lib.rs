@@ -1,7 +1,23 @@
-//! TC3-HMAC-SHA256 request signing, exactly as the official SDKs do it.
+//! TC3-HMAC-SHA256, the Tencent Cloud API 3.0 request signature, exactly as the official SDKs do
+//! it: signing a request ([`authorization`]) and parsing an `Authorization` header back into its
+//! fields ([`parse_authorization`]), for the exporter's client and the simulator's check alike.
 //!
 //! Pure functions over bytes: no clock, no I/O. The caller passes the timestamp so that the
-//! official test vectors (see the tests below) pin the algorithm down byte for byte.
+//! official test vectors (see the tests below; the algorithm is in the API 3.0 signing page and
+//! the SDKs, summarised in the project's reference notes) pin it down byte for byte.
+//!
+//! Only `POST /` with the two signed headers `content-type;host` is covered: the one request
+//! shape the Live API, STS and the simulator use.
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -22,7 +38,8 @@ pub struct SigningInput<'a> {
     pub body: &'a [u8],
 }
 
-/// Lowercase hex of SHA-256.
+/// Lowercase hex of SHA-256 (64 characters): `HashedRequestPayload` and the hash of the
+/// canonical request in the string to sign.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
@@ -49,7 +66,8 @@ fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// The UTC date (`YYYY-MM-DD`) of a Unix timestamp, as the credential scope wants it.
+/// The UTC date (`YYYY-MM-DD`) of a Unix timestamp (seconds), as the credential scope wants it.
+/// A timestamp outside the `time` crate's date range gives `1970-01-01` (never a panic).
 pub fn utc_date(timestamp: i64) -> String {
     let days = timestamp.div_euclid(86_400);
     match time::Date::from_julian_day(2_440_588 + days as i32) {
@@ -58,6 +76,7 @@ pub fn utc_date(timestamp: i64) -> String {
     }
 }
 
+/// The canonical request:
 /// `POST\n/\n\ncontent-type:..\nhost:..\n\ncontent-type;host\n<hashed payload>`.
 pub fn canonical_request(input: &SigningInput<'_>) -> String {
     format!(
@@ -68,7 +87,7 @@ pub fn canonical_request(input: &SigningInput<'_>) -> String {
     )
 }
 
-/// The credential scope: `Date/service/tc3_request`.
+/// The credential scope: `Date/service/tc3_request`, the date being the UTC date of the timestamp.
 pub fn credential_scope(input: &SigningInput<'_>) -> String {
     format!(
         "{}/{}/tc3_request",
@@ -77,7 +96,8 @@ pub fn credential_scope(input: &SigningInput<'_>) -> String {
     )
 }
 
-/// The lowercase hex signature of a request.
+/// The lowercase hex signature of a request (64 characters): HMAC-SHA256 of the string to sign
+/// with the key derived from `TC3` + SecretKey, the date, the service and `tc3_request`.
 pub fn signature(secret_key: &str, input: &SigningInput<'_>) -> String {
     let scope = credential_scope(input);
     let string_to_sign = format!(
@@ -93,7 +113,8 @@ pub fn signature(secret_key: &str, input: &SigningInput<'_>) -> String {
     hex(&hmac(&k_signing, string_to_sign.as_bytes()))
 }
 
-/// The full `Authorization` header value.
+/// The full `Authorization` header value:
+/// `TC3-HMAC-SHA256 Credential=<SecretId>/<scope>, SignedHeaders=content-type;host, Signature=<hex>`.
 pub fn authorization(secret_id: &str, secret_key: &str, input: &SigningInput<'_>) -> String {
     format!(
         "TC3-HMAC-SHA256 Credential={}/{}, SignedHeaders=content-type;host, Signature={}",
@@ -122,6 +143,10 @@ pub struct ParsedAuthorization {
 }
 
 /// Parses `TC3-HMAC-SHA256 Credential=ID/DATE/SERVICE/tc3_request, SignedHeaders=.., Signature=..`.
+///
+/// `None` when the scheme is not `TC3-HMAC-SHA256`, a part is not `key=value`, a key is unknown,
+/// one of the three is missing, or the credential does not have exactly four `/`-separated
+/// parts ending in `tc3_request`. The signature itself is not verified here.
 pub fn parse_authorization(header: &str) -> Option<ParsedAuthorization> {
     let rest = header.strip_prefix("TC3-HMAC-SHA256 ")?;
     let (mut credential, mut signed, mut sig) = (None, None, None);

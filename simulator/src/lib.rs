@@ -6,6 +6,12 @@
 //! `Response.Error` object. Tests drive it through [`Simulator::router`]; the demo mode serves it on a
 //! socket through [`Simulator::serve`].
 //!
+//! This crate owns the test double, apart from the product: the exporter depends on it only for
+//! `--demo` (its default `demo` feature) and, as a dev-dependency, for its tests, benchmarks and
+//! examples; it depends on nothing of the exporter but the shared signing crate `tencent-tc3`.
+//! The same router also serves the CVM metadata service and STS (`AssumeRole`,
+//! `AssumeRoleWithWebIdentity`) for the credential tests (see [`METADATA_PATH`]).
+//!
 //! Packages are kept as raw JSON objects so that tests can inject odd values (nulls, negative numbers,
 //! strings where integers belong, unknown fields). Which query returns a package is decided by the list it
 //! was stored in (the `query_type` argument of the admin methods), never by its `Type` field:
@@ -41,6 +47,19 @@
 //! arrival, as a new connection's set-up does. The rate limit counts arrivals, as Tencent does.
 //! - A hanging request of [`Simulator::serve`] is let go (answered 503) when its `shutdown` is
 //!   cancelled, so graceful shutdown never waits on it; under [`Simulator::router`] it hangs forever.
+//!
+//! No code path reachable from a request may panic: outside tests, `unwrap`, `expect`, indexing
+//! and `panic!` are refused by clippy; the few that remain carry an `#[allow]` with the proof.
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 mod demo;
 mod faults;
@@ -81,7 +100,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::tencent::sign::{self, SigningInput};
+use tencent_tc3::{self as sign, SigningInput};
 
 /// The only action served.
 pub const ACTION: &str = "DescribeLivePackageInfo";
