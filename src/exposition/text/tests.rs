@@ -185,6 +185,10 @@ fn a_family_without_samples_is_left_out() {
 }
 
 proptest::proptest! {
+    // Each case builds a registry and encodes it twice: 64 cases keep the test well under a
+    // second in a debug build.
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
     /// Whatever the account names (quotes, backslashes, newlines, any Unicode), label values
     /// and observed durations, our writer and `TextEncoder` read back the same samples.
     #[test]
