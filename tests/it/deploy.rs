@@ -102,7 +102,7 @@ fn split_rule_tests(shipped: &str, n: usize) -> Vec<String> {
             (last, group)
         })
         .collect();
-    by_cost.sort_by(|a, b| b.0.cmp(&a.0));
+    by_cost.sort_by_key(|g| std::cmp::Reverse(g.0));
     let mut files = vec![(0, header.clone()); n];
     for (cost, group) in &by_cost {
         let lightest = files.iter_mut().min_by_key(|(c, _)| *c).unwrap();
