@@ -6,11 +6,10 @@
 use std::collections::HashSet;
 
 use prometheus::proto::MetricFamily;
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::exposition::packages::{Package, PackageKind, QueryType, TrafficBillMode};
+use crate::exposition::text::{Value, Writer};
 
 /// `Content-Type` of the text exposition format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -214,7 +213,8 @@ impl ExporterMetrics {
         }
     }
 
-    fn gather(&self) -> Vec<MetricFamily> {
+    /// The registry's families, for [`Writer::metric_families`].
+    pub(crate) fn gather(&self) -> Vec<MetricFamily> {
         self.registry.gather()
     }
 }
@@ -230,88 +230,6 @@ fn unix_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-/// A sample value, written exactly: integers as integers, the rest in Rust's shortest form.
-#[derive(Clone, Copy)]
-enum Value {
-    Int(i64),
-    Uint(u64),
-    Float(f64),
-}
-
-/// Writes the text format straight into one buffer: no per-series allocation, so encoding
-/// 10,000 packages costs one pass and the output's own memory, not tens of MiB of label objects.
-struct Writer {
-    buf: Vec<u8>,
-    /// Where the current family's header began, to drop a family that got no sample.
-    family_start: usize,
-    family_samples: usize,
-}
-
-impl Writer {
-    fn family(&mut self, name: &str, help: &str) {
-        self.family_start = self.buf.len();
-        self.family_samples = 0;
-        // HELP text escapes backslash and newline; ours contain neither, but stay safe.
-        self.buf.extend_from_slice(b"# HELP ");
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.push(b' ');
-        for c in help.bytes() {
-            match c {
-                b'\\' => self.buf.extend_from_slice(b"\\\\"),
-                b'\n' => self.buf.extend_from_slice(b"\\n"),
-                c => self.buf.push(c),
-            }
-        }
-        self.buf.extend_from_slice(b"\n# TYPE ");
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.extend_from_slice(b" gauge\n");
-    }
-
-    /// Ends a family; an empty one (a bare HELP/TYPE) is removed.
-    fn end_family(&mut self) {
-        if self.family_samples == 0 {
-            self.buf.truncate(self.family_start);
-        }
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: Value) {
-        use std::io::Write as _;
-        self.family_samples += 1;
-        self.buf.extend_from_slice(name.as_bytes());
-        if !labels.is_empty() {
-            self.buf.push(b'{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.buf.push(b',');
-                }
-                self.buf.extend_from_slice(k.as_bytes());
-                self.buf.extend_from_slice(b"=\"");
-                for c in v.bytes() {
-                    match c {
-                        b'\\' => self.buf.extend_from_slice(b"\\\\"),
-                        b'"' => self.buf.extend_from_slice(b"\\\""),
-                        b'\n' => self.buf.extend_from_slice(b"\\n"),
-                        c => self.buf.push(c),
-                    }
-                }
-                self.buf.push(b'"');
-            }
-            self.buf.push(b'}');
-        }
-        self.buf.push(b' ');
-        let _ = match value {
-            Value::Int(v) => write!(self.buf, "{v}"),
-            Value::Uint(v) => write!(self.buf, "{v}"),
-            Value::Float(v) if v.is_nan() => write!(self.buf, "NaN"),
-            Value::Float(v) if v.is_infinite() => {
-                write!(self.buf, "{}", if v > 0.0 { "+Inf" } else { "-Inf" })
-            }
-            Value::Float(v) => write!(self.buf, "{v}"),
-        };
-        self.buf.push(b'\n');
-    }
 }
 
 /// Index of the first package family in [`families`]; the ones before are per pair.
@@ -468,11 +386,7 @@ impl PairPiece {
 /// already exported by another pair of the same account); within the pair, a package id that
 /// comes twice gives one series, since a duplicate series makes Prometheus reject the scrape.
 pub fn encode_pair(pair: &PairSeries<'_>, skip: &dyn Fn(PackageKind, &str) -> bool) -> PairPiece {
-    let mut w = Writer {
-        buf: Vec::with_capacity(512 + pair.packages.map_or(0, |p| p.len() * 1024)),
-        family_start: 0,
-        family_samples: 0,
-    };
+    let mut w = Writer::with_capacity(512 + pair.packages.map_or(0, |p| p.len() * 1024));
     let mut ends = [0; FAMILY_COUNT];
     let pair_labels = [
         ("account", pair.account),
@@ -495,7 +409,7 @@ pub fn encode_pair(pair: &PairSeries<'_>, skip: &dyn Fn(PackageKind, &str) -> bo
             w.sample(names(i), &pair_labels, v);
         }
         if let Some(end) = ends.get_mut(i) {
-            *end = w.buf.len();
+            *end = w.len();
         }
     }
     for m in pair.traffic_bill_modes {
@@ -510,7 +424,7 @@ pub fn encode_pair(pair: &PairSeries<'_>, skip: &dyn Fn(PackageKind, &str) -> bo
         );
     }
     if let Some(end) = ends.get_mut(FIRST_PACKAGE_FAMILY - 1) {
-        *end = w.buf.len();
+        *end = w.len();
     }
 
     // One row per package, labels resolved once.
@@ -538,43 +452,34 @@ pub fn encode_pair(pair: &PairSeries<'_>, skip: &dyn Fn(PackageKind, &str) -> bo
             }
         }
         if let Some(end) = ends.get_mut(FIRST_PACKAGE_FAMILY + f) {
-            *end = w.buf.len();
+            *end = w.len();
         }
     }
-    PairPiece { buf: w.buf, ends }
+    PairPiece {
+        buf: w.into_bytes(),
+        ends,
+    }
 }
 
 /// Joins pair pieces into the exposition: family by family, each with its HELP and TYPE once
-/// (a family no piece has samples of is left out), then the exporter's own metrics. `size_hint`
-/// is the previous exposition's length, so the buffer is allocated once. Copies bytes only.
-// Proven: the text encoder writes into a `Vec`, an infallible writer.
-#[allow(clippy::expect_used)]
+/// (a family no piece has samples of is left out), then the exporter's own metrics, gathered
+/// from their registry and written by the same [`Writer`]. `size_hint` is the previous
+/// exposition's length, so the buffer is allocated once. Copies bytes only.
 pub fn assemble<'a>(
     pieces: impl Iterator<Item = &'a PairPiece> + Clone,
     exporter: &ExporterMetrics,
     size_hint: usize,
 ) -> Vec<u8> {
-    let mut w = Writer {
-        buf: Vec::with_capacity(size_hint + size_hint / 16 + 4096),
-        family_start: 0,
-        family_samples: 0,
-    };
+    let mut w = Writer::with_capacity(size_hint + size_hint / 16 + 4096);
     for (i, (name, help)) in families().iter().enumerate() {
-        w.family(name, help);
+        w.family(name, help, "gauge");
         for piece in pieces.clone() {
-            let lines = piece.family(i);
-            if !lines.is_empty() {
-                w.family_samples += 1;
-                w.buf.extend_from_slice(lines);
-            }
+            w.lines(piece.family(i));
         }
         w.end_family();
     }
-    // The exporter's own counters and histogram: few series, encoded by the prometheus crate.
-    TextEncoder::new()
-        .encode(&exporter.gather(), &mut w.buf)
-        .expect("encoding into a Vec cannot fail for well-formed families");
-    w.buf
+    w.metric_families(&exporter.gather());
+    w.into_bytes()
 }
 
 /// Encodes the whole exposition at once: per-pair state, package series, then the exporter's

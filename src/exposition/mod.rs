@@ -4,7 +4,9 @@
 //! exporter's own metrics (API calls and errors, invalid fields, reloads, build info);
 //! `store.rs` keeps each pair's last complete result and publishes the encoded, and
 //! pre-compressed, exposition when something changed.
+//! Every byte of the text format, the exporter's own metrics included, is written by `text.rs`.
 
 pub mod metrics;
 pub mod packages;
 pub mod store;
+mod text;

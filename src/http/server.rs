@@ -320,6 +320,55 @@ mod tests {
         assert_eq!(resp.headers()[header::ALLOW], "POST");
     }
 
+    /// `serve::method_not_allowed` is the one 405 answer: every 405 the router gives, on any
+    /// path and method, is byte for byte the one the gate gives (status, `Allow`, body), never
+    /// axum's own (whose `Allow` reads `GET,HEAD` and whose body is empty).
+    #[tokio::test]
+    async fn every_405_of_the_router_is_the_gates_one_answer() {
+        let mut refused = Vec::new();
+        for path in ["/custom/metrics", "/", "/healthz", "/-/reload", "/nope"] {
+            for method in [
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::PATCH,
+                Method::OPTIONS,
+                Method::TRACE,
+            ] {
+                let resp = app()
+                    .oneshot(
+                        Request::builder()
+                            .method(method.clone())
+                            .uri(path)
+                            .body(Body::empty())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                if resp.status() != StatusCode::METHOD_NOT_ALLOWED {
+                    continue;
+                }
+                let want = crate::http::serve::method_not_allowed(&method, path);
+                assert_eq!(
+                    resp.headers().get(header::ALLOW),
+                    want.headers().get(header::ALLOW),
+                    "{method} {path}"
+                );
+                let got = resp.into_body().collect().await.unwrap().to_bytes();
+                let want = want.into_body().collect().await.unwrap().to_bytes();
+                if method != Method::HEAD {
+                    assert_eq!(got, want, "{method} {path}");
+                }
+                refused.push(format!("{method} {path}"));
+            }
+        }
+        for expected in ["GET /-/reload", "POST /custom/metrics", "DELETE /"] {
+            assert!(refused.iter().any(|r| r == expected), "{refused:?}");
+        }
+    }
+
     #[tokio::test]
     async fn wrong_methods_and_paths_are_refused() {
         assert_eq!(
