@@ -3,6 +3,9 @@
 //!
 //! No code path reachable from input may panic: outside tests, `unwrap`, `expect`, indexing and
 //! `panic!` are refused by clippy; the few that remain carry an `#[allow]` with the proof.
+//! Every public item has a doc comment: `missing_docs` warns, and CI's clippy (`-D warnings`)
+//! makes a missing one an error.
+#![warn(missing_docs)]
 #![cfg_attr(
     not(test),
     deny(

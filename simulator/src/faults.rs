@@ -5,7 +5,7 @@ use super::*;
 
 /// One injected fault, applied to one request of an account (by SecretId).
 ///
-/// See the [module documentation](self) for when faults apply and how they are logged.
+/// See the [crate documentation](crate#fault-injection) for when faults apply and how they are logged.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     /// Answer with this HTTP status and a short HTML (non-JSON) body, `Content-Type: text/html`.

@@ -42,36 +42,58 @@ pub use sources::permission_warnings;
 use sources::*;
 
 /// Defaults; `config.example.toml` documents the same values and a test keeps them equal.
+/// Durations and addresses are strings as written in the file, parsed by the same code.
 pub mod defaults {
+    /// `web.listen_address`: every IPv4 address, port 9877.
     pub const LISTEN_ADDRESS: &str = "0.0.0.0:9877";
+    /// `web.telemetry_path`.
     pub const TELEMETRY_PATH: &str = "/metrics";
+    /// `poll.interval`: package amounts change slowly.
     pub const INTERVAL: &str = "5m";
+    /// `poll.timeout`: one call, connect to last byte.
     pub const TIMEOUT: &str = "10s";
+    /// `poll.requests_per_second`: half the API's 20/s, so a second replica or another client of
+    /// the same key has the other half.
     pub const REQUESTS_PER_SECOND: i64 = 10;
+    /// `poll.page_size`: the API's largest `PageSize`, so the fewest calls.
     pub const PAGE_SIZE: i64 = 100;
+    /// `poll.package_types`: every query type.
     pub const PACKAGE_TYPES: [&str; 3] = ["traffic", "transcode", "co_anchoring"];
+    /// `poll.max_retries`, per page.
     pub const MAX_RETRIES: i64 = 3;
+    /// `poll.backoff_base`.
     pub const BACKOFF_BASE: &str = "500ms";
+    /// `poll.backoff_max`.
     pub const BACKOFF_MAX: &str = "10s";
     /// `max_staleness` defaults to this many intervals.
     pub const STALENESS_INTERVALS: u32 = 3;
+    /// `accounts[].endpoint`: the Live API's domain on the China site (API page, 接口请求域名).
     pub const ENDPOINT: &str = "https://live.tencentcloudapi.com";
+    /// The name of the one account run when the file has no `[[accounts]]`.
     pub const ACCOUNT_NAME: &str = "default";
 }
 
-/// The API's own limit per account and second.
+/// The API's own limit per account and second (API page: 默认接口请求频率限制 20次/秒): the
+/// most `poll.requests_per_second` may be.
 pub const API_REQUESTS_PER_SECOND: i64 = 20;
 
-/// Environment variables the official SDKs read for keys.
+/// The SecretId of `credentials = "env"` (and the chain's `env` link), as the official SDKs
+/// read it.
 pub const ENV_SECRET_ID: &str = "TENCENTCLOUD_SECRET_ID";
+/// The SecretKey beside [`ENV_SECRET_ID`]; both must be set and non-empty.
 pub const ENV_SECRET_KEY: &str = "TENCENTCLOUD_SECRET_KEY";
+/// Optional session token beside them (sent as `X-TC-Token`), as tccli reads it.
 pub const ENV_TOKEN: &str = "TENCENTCLOUD_TOKEN";
 /// The profile file, when not `~/.tencentcloud/credentials`.
 pub const ENV_CREDENTIALS_FILE: &str = "TENCENTCLOUD_CREDENTIALS_FILE";
-/// TKE pod identity (OIDC), as TKE sets them in the pod.
+/// TKE pod identity (OIDC), as TKE sets them in the pod (all four needed by `credentials =
+/// "oidc"`): the region, sent as STS's `X-TC-Region`.
 pub const ENV_TKE_REGION: &str = "TKE_REGION";
+/// The OIDC identity provider's id: `ProviderId` of `AssumeRoleWithWebIdentity`.
 pub const ENV_TKE_PROVIDER_ID: &str = "TKE_PROVIDER_ID";
+/// The projected token's file, read again at every refresh (TKE rotates it).
 pub const ENV_TKE_WEB_IDENTITY_TOKEN_FILE: &str = "TKE_WEB_IDENTITY_TOKEN_FILE";
+/// The role the pod's token is exchanged for: `RoleArn` of `AssumeRoleWithWebIdentity`.
 pub const ENV_TKE_ROLE_ARN: &str = "TKE_ROLE_ARN";
 /// The values of `accounts[].credentials`.
 pub const CREDENTIAL_SOURCES: [&str; 6] = ["chain", "static", "env", "profile", "cvm_role", "oidc"];
@@ -89,11 +111,16 @@ fn fault(key: &str, msg: impl std::fmt::Display) -> ConfigError {
 /// compare it with `==` and `Debug` prints it with every secret redacted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// `[web]` with the flags applied.
     pub web: ListenConfig,
+    /// `[poll]`, shared by every account.
     pub poll: PollConfig,
+    /// At least one, at most [`MAX_ACCOUNTS`], names unique, in file order.
     pub accounts: Vec<AccountConfig>,
 }
 
+/// Where the exporter serves (`[web]` and the `--web.*` flags that override it; the
+/// exporter-toolkit `--web.config.file` is read by `crate::http`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenConfig {
     /// Where to listen, at least one (`--web.listen-address` may be repeated).
@@ -102,8 +129,11 @@ pub struct ListenConfig {
     pub telemetry_path: String,
 }
 
+/// How every account is polled (`[poll]`); each value within the bounds [`RawPoll`] lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollConfig {
+    /// Time between the starts of two polls of one (account, package type) pair (a poll that
+    /// outlasts it skips the starts it missed); 1s..=7d.
     pub interval: Duration,
     /// Deadline of one API call.
     pub timeout: Duration,
@@ -111,12 +141,15 @@ pub struct PollConfig {
     pub requests_per_second: u32,
     /// `PageSize` sent with every page.
     pub page_size: u32,
+    /// The query types polled for every account, each once, in the configured order.
     pub package_types: Vec<QueryType>,
+    /// Retries of transient faults per page: `max_retries`, `backoff_base`, `backoff_max`.
     pub retry: RetryPolicy,
     /// A pair with no success for this long loses its package series.
     pub max_staleness: Duration,
 }
 
+/// One validated `[[accounts]]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountConfig {
     /// The `account` label.

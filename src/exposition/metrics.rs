@@ -19,14 +19,25 @@ const CACHED: &str = "Cached: the value as of the last successful poll of Descri
 /// Everything about one (account, query type) pair that is exported.
 #[derive(Debug, Clone, Copy)]
 pub struct PairSeries<'a> {
+    /// The `account` label of every series of the pair.
     pub account: &'a str,
+    /// The query type polled: the `package_type` label of the pair series (`traffic`,
+    /// `transcode`, `co_anchoring`).
     pub query: QueryType,
-    /// Whether the latest poll succeeded.
+    /// Whether the latest poll succeeded: `tencent_live_up` 1 or 0.
     pub up: bool,
+    /// Unix seconds (wall clock) at which the last successful poll ended:
+    /// `tencent_live_exporter_last_success_timestamp_seconds`; `None` (no sample) before the
+    /// first success.
     pub last_success_unix: Option<f64>,
-    /// Duration of the latest poll, all its pages.
+    /// Duration of the latest poll, all its pages and retries, in seconds:
+    /// `tencent_live_exporter_poll_duration_seconds`; `None` before the first poll ends.
     pub poll_duration_seconds: Option<f64>,
+    /// `PackageBillMode` of the last success (-1 or 0 none, 201..206, 304; API page, 输出参数):
+    /// `tencent_live_package_bill_mode`; `None` (no sample) when the API left it out or null.
     pub bill_mode: Option<i64>,
+    /// `FluxPackageBillMode` of the last success, one `tencent_live_traffic_bill_mode` sample
+    /// each (labels `account`, `product`, `area`); empty for transcode and co-anchoring pairs.
     pub traffic_bill_modes: &'a [TrafficBillMode],
     /// `None` when the pair has no package series to show (never succeeded, or stale).
     pub packages: Option<&'a [Package]>,
@@ -45,6 +56,11 @@ pub struct ExporterMetrics {
 }
 
 impl ExporterMetrics {
+    /// A fresh registry of the exporter's own families: the API call counters and histogram
+    /// (`tencent_live_exporter_api_*`), `…_invalid_fields_total`, `…_list_rereads_total`,
+    /// `…_build_info` (1), `…_config_last_reload_successful` (1) and
+    /// `…_config_last_reload_success_timestamp_seconds` (now). One per process: counters count
+    /// across polls and reloads.
     // Proven: registers constant, distinct metric definitions into a fresh registry: cannot fail (every unit test builds one).
     #[allow(clippy::expect_used)]
     pub fn new() -> Self {
@@ -157,18 +173,27 @@ impl ExporterMetrics {
         self.requests.with_label_values(&[account]);
     }
 
+    /// One call sent (retries count again): `tencent_live_exporter_api_requests_total{account}`.
     pub fn api_request(&self, account: &str) {
         self.requests.with_label_values(&[account]).inc();
     }
 
+    /// One failed call: `tencent_live_exporter_api_request_errors_total{account, code}`, `code`
+    /// from `crate::tencent::client::ApiError::code` (the API's `Error.Code`, or `http_<status>`,
+    /// `timeout`, `connect`, `decode`, `response_too_large`, `credentials`).
     pub fn api_error(&self, account: &str, code: &str) {
         self.errors.with_label_values(&[account, code]).inc();
     }
 
+    /// One call's duration in seconds, send to last byte (failed calls too):
+    /// `tencent_live_exporter_api_request_duration_seconds{account}`, buckets 25 ms to 30 s.
     pub fn api_duration(&self, account: &str, seconds: f64) {
         self.duration.with_label_values(&[account]).observe(seconds);
     }
 
+    /// One field of an answer that was missing, null where required, or unusable, and was
+    /// skipped: `tencent_live_exporter_invalid_fields_total{account, field}`, `field` the API's
+    /// name (`ExpireTime`, `Total`, …).
     pub fn invalid_field(&self, account: &str, field: &str) {
         self.invalid_fields
             .with_label_values(&[account, field])
@@ -377,6 +402,7 @@ impl PairPiece {
         self.buf.len()
     }
 
+    /// Whether the piece holds no sample line (a pair with nothing to show yet).
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
@@ -463,8 +489,9 @@ pub fn encode_pair(pair: &PairSeries<'_>, skip: &dyn Fn(PackageKind, &str) -> bo
 
 /// Joins pair pieces into the exposition: family by family, each with its HELP and TYPE once
 /// (a family no piece has samples of is left out), then the exporter's own metrics, gathered
-/// from their registry and written by the same [`Writer`]. `size_hint` is the previous
-/// exposition's length, so the buffer is allocated once. Copies bytes only.
+/// from their registry and written by the same `text::Writer` (the one owner of the text
+/// format). `size_hint` is the previous exposition's length, so the buffer is allocated once.
+/// Copies bytes only.
 pub fn assemble<'a>(
     pieces: impl Iterator<Item = &'a PairPiece> + Clone,
     exporter: &ExporterMetrics,

@@ -21,7 +21,9 @@ use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::packages::QueryType;
 use crate::poll::budget::Budget;
 
+/// `X-TC-Action` of every call: the one API the exporter uses (API page, 输入参数 `Action`).
 pub const ACTION: &str = "DescribeLivePackageInfo";
+/// `X-TC-Version` of every call (API page, 输入参数 `Version`).
 pub const VERSION: &str = "2018-08-01";
 /// The signing service; fixed, as in the SDKs' Live client (the endpoint may be a bare IP).
 pub const SERVICE: &str = "live";
@@ -32,23 +34,37 @@ pub const TOKEN_FAILURE: &str = "AuthFailure.TokenFailure";
 /// Why one call failed. Never carries secret material.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
+    /// The API answered `Response.Error` (with HTTP 200, as it does for every error).
     #[error("API error {code}: {message} (RequestId {request_id})")]
     Api {
+        /// `Error.Code`, e.g. `AuthFailure.SignatureFailure`, `RequestLimitExceeded`: the `code`
+        /// label as is.
         code: String,
+        /// `Error.Message`, as the API wrote it.
         message: String,
+        /// `RequestId` of the answer, for Tencent's support; logged with every failure.
         request_id: String,
     },
+    /// An HTTP status outside 2xx (the API answers errors with 200, so a proxy or gateway said
+    /// it): the `code` label `http_<status>`.
     #[error("HTTP status {0}")]
     Http(u16),
     /// The deadline, and ` (through the proxy …)` when the call went through one.
     #[error("no answer within {0:?}{1}")]
     Timeout(Duration, String),
+    /// No connection (DNS, refused, TLS, proxy): the reason, naming the proxy when there was one.
     #[error("connection failed: {0}")]
     Connect(String),
+    /// A 200 answer that is not the API's JSON shape (the reason, with a short preview of the
+    /// body when it is not JSON), or a body cut off mid-way.
     #[error("{0}")]
     Decode(String),
+    /// The declared or the read length passed [`MAX_API_ANSWER_BYTES`]; the rest is not read:
+    /// `response_too_large`.
     #[error("answer larger than {MAX_API_ANSWER_BYTES} bytes, refused")]
     TooLarge,
+    /// No credentials to sign with (the source failed, or a SecretId or token is not a valid
+    /// header value): the source's [`CredentialError`] in words, never secret material.
     #[error("{0}")]
     Credentials(String),
 }
@@ -80,6 +96,7 @@ impl ApiError {
         }
     }
 
+    /// The answer's `RequestId` when the API answered (only [`ApiError::Api`]).
     pub fn request_id(&self) -> Option<&str> {
         match self {
             ApiError::Api { request_id, .. } => Some(request_id),
@@ -125,6 +142,10 @@ pub struct LiveClient {
 }
 
 impl LiveClient {
+    /// A client of `endpoint` (validated: http(s), a host, path `/`) for the account named
+    /// `account` (the `account` label). Every call is signed with `credentials`, waits for a
+    /// permit of `budget`, is counted in `metrics` and ends within `timeout`. Builds no
+    /// connection and asks no service: cannot fail.
     pub fn new(
         transport: Transport,
         endpoint: Url,
@@ -147,6 +168,7 @@ impl LiveClient {
         }
     }
 
+    /// The account's name, the `account` label.
     pub fn account(&self) -> &str {
         &self.account
     }

@@ -121,14 +121,18 @@ impl fmt::Debug for Credentials {
 /// The SecretId of a `static` account: inline, or read from a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SecretIdFrom {
+    /// `secret_id`, trimmed, printable ASCII (checked at validation).
     Inline(String),
+    /// `secret_id_file`: read at validation and again every [`FILE_RECHECK`], trimmed.
     File(PathBuf),
 }
 
 /// The SecretKey of a `static` account: inline (wrapped), or read from a file.
 #[derive(Clone, Debug)]
 pub enum SecretKeyFrom {
+    /// `secret_key`, trimmed; compared in constant time, redacted in `Debug`.
     Inline(SecretString),
+    /// `secret_key_file`: read at validation and again every [`FILE_RECHECK`], trimmed.
     File(PathBuf),
 }
 
@@ -148,19 +152,28 @@ impl Eq for SecretKeyFrom {}
 /// `TKE_ROLE_ARN` (captured when the configuration is validated).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OidcSpec {
+    /// `TKE_REGION`: sent as `X-TC-Region` of `AssumeRoleWithWebIdentity`.
     pub region: String,
+    /// `TKE_PROVIDER_ID`: the identity provider, `ProviderId` of the call.
     pub provider_id: String,
-    /// Read at every refresh: TKE rotates the projected token.
+    /// `TKE_WEB_IDENTITY_TOKEN_FILE`, read at every refresh: TKE rotates the projected token.
     pub token_file: PathBuf,
+    /// `TKE_ROLE_ARN`: the role the token is exchanged for, `RoleArn` of the call.
     pub role_arn: String,
+    /// The account's `role_session_name`: `RoleSessionName` of the call.
     pub session_name: String,
+    /// The account's `sts_endpoint`: where the call is POSTed (unsigned, `Authorization: SKIP`).
     pub sts_endpoint: Url,
 }
 
 /// One link of a `chain`: a source, or why it cannot be tried (`Err`, e.g. variables unset).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainLink {
+    /// The link's source name, `env`, `profile`, `cvm_role` or `oidc` (as in `credentials`),
+    /// named in the error when no link gives keys.
     pub name: &'static str,
+    /// The source to try, or why this link is skipped (e.g. `TKE_REGION, TKE_ROLE_ARN not set`),
+    /// as found when the configuration was validated.
     pub source: Result<BaseSource, String>,
 }
 
@@ -170,17 +183,27 @@ pub enum BaseSource {
     /// `secret_id` / `secret_key`, each inline or from a file (`*_file`, re-read every
     /// [`FILE_RECHECK`]).
     Static {
+        /// `secret_id` or `secret_id_file`.
         secret_id: SecretIdFrom,
+        /// `secret_key` or `secret_key_file`.
         secret_key: SecretKeyFrom,
     },
     /// `TENCENTCLOUD_SECRET_ID` / `_SECRET_KEY` / `_TOKEN`, as they were when the configuration was
     /// validated.
     Env(Credentials),
     /// An INI profile file (`[name]` with `secret_id`, `secret_key`), re-read every [`FILE_RECHECK`].
-    Profile { file: PathBuf, profile: String },
+    Profile {
+        /// `$TENCENTCLOUD_CREDENTIALS_FILE`, else `$HOME/.tencentcloud/credentials`.
+        file: PathBuf,
+        /// The section: the account's `profile` (default [`DEFAULT_PROFILE`]).
+        profile: String,
+    },
     /// The CVM instance role, from the metadata service (base URL).
     CvmRole {
+        /// The account's `role`; `None`: asked from the metadata service at every fetch.
         role: Option<String>,
+        /// The account's `metadata_endpoint` (default [`DEFAULT_METADATA_ENDPOINT`]); the
+        /// fetch appends `latest/meta-data/cam/security-credentials/`.
         metadata_endpoint: Url,
     },
     /// TKE pod identity.
@@ -191,6 +214,8 @@ pub enum BaseSource {
 }
 
 impl BaseSource {
+    /// The `credentials` value that selects this source (`static`, `env`, `profile`,
+    /// `cvm_role`, `oidc`, `chain`): in logs, errors and `--check-config`.
     pub fn name(&self) -> &'static str {
         match self {
             BaseSource::Static { .. } => "static",
@@ -221,16 +246,23 @@ impl BaseSource {
 /// STS `AssumeRole` on top of the base source, signed with the base credentials.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AssumeRoleSpec {
+    /// The account's `role_arn` (`qcs::cam::uin/<uin>:roleName/<name>`): `RoleArn`.
     pub role_arn: String,
+    /// The account's `role_session_name`: `RoleSessionName`.
     pub session_name: String,
+    /// The account's `sts_endpoint`: where `AssumeRole` is POSTed.
     pub sts_endpoint: Url,
+    /// `DurationSeconds` asked: [`STS_DURATION_SECONDS`] (STS allows 43200 at most).
     pub duration_seconds: u32,
 }
 
 /// An account's whole credential configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceSpec {
+    /// Where the keys come from.
     pub base: BaseSource,
+    /// `role_arn`: the base keys only sign `AssumeRole`, and the role's temporary keys sign the
+    /// API calls. `None`: the base keys sign them.
     pub assume_role: Option<AssumeRoleSpec>,
 }
 
