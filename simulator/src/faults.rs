@@ -116,3 +116,83 @@ impl Faults {
         self.random.as_mut().and_then(RandomFaults::draw)
     }
 }
+
+/// Fault injection: which requests of an account get a [`Fault`] instead of their answer.
+impl Simulator {
+    /// Queues faults for the account's next requests, one per request, in order. Only requests that
+    /// pass every check take one (see the [crate documentation](crate#fault-injection)); a queued fault wins over
+    /// page, persistent and random faults. Unknown accounts are ignored (with a warning), and
+    /// [`Self::add_account`] clears an account's faults.
+    pub fn push_faults(&self, secret_id: &str, faults: impl IntoIterator<Item = Fault>) {
+        // Collected before locking, so an iterator that calls back into the simulator cannot deadlock.
+        let faults: Vec<Fault> = faults.into_iter().collect();
+        if let Some(account) = self.lock().account_mut(secret_id) {
+            account.faults.queued.extend(faults);
+        }
+    }
+
+    /// A fault applied to every request of the account (that no queued or page fault applies to)
+    /// until cleared with `None`.
+    pub fn set_persistent_fault(&self, secret_id: &str, fault: Option<Fault>) {
+        if let Some(account) = self.lock().account_mut(secret_id) {
+            account.faults.persistent = fault;
+        }
+    }
+
+    /// A fault for page `page_num` (1-based; an unpaged request is page 1) of query `query_type`
+    /// (0, 1 or 2), applied every time that page is requested (unless a queued fault applies) until
+    /// cleared with `None`. Unknown accounts and query types, and page numbers below 1, are ignored
+    /// (with a warning).
+    pub fn set_page_fault(
+        &self,
+        secret_id: &str,
+        query_type: u8,
+        page_num: i64,
+        fault: Option<Fault>,
+    ) {
+        if query_type > 2 {
+            tracing::warn!(query_type, "simulator: query type must be 0, 1 or 2");
+            return;
+        }
+        if page_num < 1 {
+            tracing::warn!(page_num, "simulator: page numbers start at 1");
+            return;
+        }
+        let mut state = self.lock();
+        let Some(account) = state.account_mut(secret_id) else {
+            return;
+        };
+        let key = (usize::from(query_type), page_num);
+        match fault {
+            Some(fault) => {
+                account.faults.pages.insert(key, fault);
+            }
+            None => {
+                account.faults.pages.remove(&key);
+            }
+        }
+    }
+
+    /// Queued faults not yet applied (0 for an unknown account).
+    pub fn pending_faults(&self, secret_id: &str) -> usize {
+        self.lock()
+            .accounts
+            .get(secret_id)
+            .map_or(0, |a| a.faults.queued.len())
+    }
+
+    /// Each request of the account that no queued, page or persistent fault applies to gets, with
+    /// this probability, a fault drawn from `HttpStatus(500)`, `HttpStatus(503)`, `Garbage`,
+    /// `Truncated`, `ApiError("InternalError")`, `ApiError("RequestLimitExceeded")`, `NullTotals` and
+    /// `ShiftBack(1)`, by a SplitMix64 generator seeded with `seed`: the same requests in the same
+    /// order get the same faults. A probability of 0 or below (or NaN) turns random faults off;
+    /// above 1 is 1. Calling again restarts the generator.
+    pub fn set_random_faults(&self, secret_id: &str, probability: f64, seed: u64) {
+        if let Some(account) = self.lock().account_mut(secret_id) {
+            account.faults.random = (probability > 0.0).then(|| RandomFaults {
+                probability: probability.min(1.0),
+                rng: SplitMix64(seed),
+            });
+        }
+    }
+}
