@@ -336,3 +336,68 @@ fn the_kustomize_base_renders_with_the_generated_config_map_mounted() {
             .is_some_and(|r| !r.is_empty())
     );
 }
+
+/// Whether `.dockerignore`-style `rules` send `path` (a file or folder relative to the context)
+/// in the build context: the last rule that matches the path or one of its parent folders
+/// decides, `!` re-includes. Rules here are `*` or a plain path (a trailing `/` is dropped).
+fn sent_in_build_context(rules: &str, path: &str) -> bool {
+    let path = path.trim_start_matches("./").trim_end_matches('/');
+    let mut sent = true;
+    for rule in rules
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (include, pattern) = match rule.strip_prefix('!') {
+            Some(p) => (true, p.trim_end_matches('/')),
+            None => (false, rule.trim_end_matches('/')),
+        };
+        let matches = pattern == "*" || path == pattern || path.starts_with(&format!("{pattern}/"));
+        if matches {
+            sent = include;
+        }
+    }
+    sent
+}
+
+#[test]
+fn the_docker_build_context_holds_every_path_the_dockerfile_copies_and_every_crate() {
+    let dockerfile = std::fs::read_to_string(repo_path("deploy/docker/Dockerfile")).unwrap();
+    let ignore =
+        std::fs::read_to_string(repo_path("deploy/docker/Dockerfile.dockerignore")).unwrap();
+    // The sources of the builder stage's COPYs (the last word is the destination).
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|args| !args.starts_with("--from"))
+        .flat_map(|args| {
+            let words: Vec<&str> = args.split_whitespace().collect();
+            words[..words.len() - 1].to_vec()
+        })
+        .collect();
+    assert!(copied.contains(&"src"), "{copied:?}");
+    for path in &copied {
+        assert!(
+            sent_in_build_context(&ignore, path),
+            "the Dockerfile copies {path}, which Dockerfile.dockerignore leaves out of the build context"
+        );
+    }
+    // Cargo needs every workspace member's manifest to build any one of them.
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(repo_path("Cargo.toml")).unwrap()).unwrap();
+    let members = manifest["workspace"]["members"].as_array().unwrap();
+    for member in members
+        .iter()
+        .filter_map(|m| m.as_str())
+        .filter(|m| *m != ".")
+    {
+        assert!(
+            copied.contains(&member),
+            "the Dockerfile does not copy the workspace member {member}"
+        );
+    }
+    // The rules themselves, so that a broken matcher cannot pass the test.
+    assert!(!sent_in_build_context(&ignore, "target"));
+    assert!(!sent_in_build_context(&ignore, "README.md"));
+    assert!(sent_in_build_context(&ignore, "src/main.rs"));
+}

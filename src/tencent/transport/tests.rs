@@ -364,3 +364,77 @@ async fn a_proxy_that_never_answers_is_named_in_the_timeout() {
         )
     );
 }
+
+/// The production clients (`client`: no redirects), with no proxy from the environment so that
+/// a CI runner's `HTTP_PROXY` cannot take the loopback calls elsewhere.
+fn production_clients_without_proxy() -> Transport {
+    let http = || client(Duration::from_secs(5)).no_proxy().build().unwrap();
+    Transport::reqwest(http(), http(), None)
+}
+
+/// A server that answers every connection with `head` and `body`, then closes it.
+async fn answers_once_and_closes(head: &'static str, body: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(body).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    format!("http://{addr}/")
+}
+
+#[tokio::test]
+async fn a_body_cut_short_of_its_declared_length_is_a_cut_off_answer_on_every_path() {
+    let url = answers_once_and_closes(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        b"{\"Response\":",
+    )
+    .await;
+    let transport = production_clients_without_proxy();
+    for answer in [Answer::LiveApi, Answer::Sts, Answer::Metadata] {
+        let request = http::Request::post(url.as_str())
+            .body(Bytes::new())
+            .unwrap();
+        let e = transport
+            .exchange(answer, request, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TransportError::CutOff(_)), "{answer:?}: {e:?}");
+        let api = ApiError::from(e);
+        assert_eq!(api.code(), "decode", "{answer:?}");
+        assert!(api.is_retryable(), "{answer:?}");
+        assert!(api.to_string().starts_with("answer cut off: "), "{api}");
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_is_an_answer_refused_by_its_status_never_followed() {
+    // The place it points to would answer 200: following it would succeed.
+    let target = answers_once_and_closes(
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n",
+        b"{}",
+    )
+    .await;
+    let head: &'static str = format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .leak();
+    let url = answers_once_and_closes(head, b"").await;
+    let transport = production_clients_without_proxy();
+    for answer in [Answer::LiveApi, Answer::Sts, Answer::Metadata] {
+        let request = http::Request::post(url.as_str())
+            .body(Bytes::new())
+            .unwrap();
+        let e = transport
+            .exchange(answer, request, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(e, TransportError::Status(307), "{answer:?}");
+    }
+}
