@@ -400,3 +400,23 @@ async fn a_scrape_is_answered_while_a_publish_is_in_progress() {
     shutdown.cancel();
     publisher.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn bills_are_rises_of_used_between_successes_and_survive_failures_and_staleness() {
+    let s = Store::new(Arc::new(ExporterMetrics::new()), Duration::from_secs(60));
+    let used = |u: u64| {
+        let mut o = outcome(&["a"]);
+        o.packages[0].used = Some(u);
+        o
+    };
+    s.record_success("acc", QueryType::Traffic, used(1), Duration::ZERO);
+    s.record_failure("acc", QueryType::Traffic, &FAIL, Duration::ZERO);
+    tokio::time::advance(Duration::from_secs(120)).await;
+    s.publish_now(Instant::now());
+    let key = ("acc".to_owned(), QueryType::Traffic);
+    assert!(s.pairs()[&key].packages.is_none(), "stale");
+    s.record_success("acc", QueryType::Traffic, used(41), Duration::ZERO);
+    s.publish_now(Instant::now());
+    let bills = s.pairs()[&key].bills.bills(PackageKind::Traffic);
+    assert_eq!(bills.iter().map(|b| b.amount).collect::<Vec<_>>(), [40]);
+}
