@@ -8,7 +8,7 @@
 //! calls the API. Amounts are in Tencent's console units: traffic in decimal bytes (1 TB =
 //! 1000 GB, CSS doc 267/52220), transcode in minutes, co-anchoring in hours.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::exposition::bills::{Bill, daily_amount};
@@ -206,12 +206,11 @@ fn pool(
         ahead = ahead.saturating_add(p.remaining.unwrap_or(0));
     }
     let usable = ahead;
-    let mut seen: Vec<&str> = rows.iter().map(|(p, _)| p.id.as_str()).collect();
+    let mut seen: HashSet<&str> = rows.iter().map(|(p, _)| p.id.as_str()).collect();
     for p in list.iter().filter(|p| p.kind == kind) {
-        if seen.contains(&p.id.as_str()) {
+        if !seen.insert(&p.id) {
             continue;
         }
-        seen.push(&p.id);
         let left = p.remaining.unwrap_or(0);
         let past = p.expires_at.is_some_and(|e| e <= t);
         let place = if p.status == Status::Frozen && left > 0 {
@@ -396,15 +395,26 @@ fn bills_seen(html: &mut String, bills: &[Bill], usable: u64, unit: Unit, now: f
             None => "Runway: needs a second bill.".to_owned(),
             Some(daily) if daily <= 0.0 => "Runway: no usage billed.".to_owned(),
             Some(_) if usable == 0 => {
-                "Runway: none, nothing usable is left (pay-as-you-go).".to_owned()
+                "<span class=\"soon\">Runway: none, nothing usable is left (pay-as-you-go).</span>"
+                    .to_owned()
             }
-            Some(daily) => format!(
-                "Average {} a day: runway about {} (usable remaining / average daily bill).",
-                amount_f(daily, unit),
-                days_words(usable as f64 / daily)
-            ),
+            Some(daily) => {
+                let days = usable as f64 / daily;
+                let class = if days < 3.0 {
+                    "soon"
+                } else if days < 14.0 {
+                    "later"
+                } else {
+                    ""
+                };
+                format!(
+                    "Average {} a day: <span class=\"{class}\">runway about {}</span> (usable remaining / average daily bill).",
+                    escape(&amount_f(daily, unit)),
+                    escape(&days_words(days))
+                )
+            }
         };
-        html.push_str(&escape(&runway));
+        html.push_str(&runway);
     }
     html.push_str("</div>\n");
 }

@@ -301,7 +301,7 @@ fn bills_seen_across_polls_give_a_runway_marked_as_an_estimate() {
     );
     // Usable 860 + 500 GB at (50 + 50 GB) / 2 days: about 27 days.
     assert!(
-        html.contains("Average 50.0 GB a day: runway about 27 days"),
+        html.contains("Average 50.0 GB a day: <span class=\"\">runway about 27 days</span>"),
         "{html}"
     );
 }
@@ -362,4 +362,42 @@ fn escape_covers_html_metacharacters() {
         escape(r#"<a href="x">'&'</a>"#),
         "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
     );
+}
+
+#[test]
+fn a_runway_under_three_days_is_red() {
+    let t = |used: u64| {
+        let mut p = pkg(
+            "s",
+            PackageKind::TopSpeedCodec,
+            Status::InUse,
+            (6_000, 6_000 - used),
+            335.0,
+        );
+        p.used = Some(used);
+        p
+    };
+    let mut s = state(vec![t(3_420)], true);
+    s.bills = history(&[
+        (-2.0, vec![t(60)]),
+        (-1.0, vec![t(1_800)]),
+        (0.0, vec![t(3_420)]),
+    ]);
+    let html = page(vec![(("demo", QueryType::Transcode), s)]);
+    // 43 min left (a 43 % bar), billed 29 then 27 min a day: under two days.
+    assert!(
+        html.contains("Average 27 min a day: <span class=\"soon\">runway about 38 hours</span>"),
+        "{html}"
+    );
+}
+
+proptest::proptest! {
+    /// Whatever a value holds, escaped it has no markup character and no control character:
+    /// it cannot open an element, leave an attribute, or hide and reorder text.
+    #[test]
+    fn escaped_values_hold_no_markup_nor_control_characters(s in "\\PC*|[\\x00-\\x{9f}<>&\"'\\x{202e}\\x{2028}]*") {
+        let out = escape(&s);
+        proptest::prop_assert!(!out.contains(['<', '>', '"', '\'']), "{out}");
+        proptest::prop_assert!(!out.chars().any(|c| c.is_control() || ('\u{2028}'..='\u{202e}').contains(&c)), "{out:?}");
+    }
 }
