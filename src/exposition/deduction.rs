@@ -102,8 +102,8 @@ pub fn queues(packages: &[Package], now_unix: i64) -> Vec<Queue> {
 /// For each entry of `packages` (same index): `Some(ahead)` for a usable package, the summed
 /// `Left` (base unit) of the usable packages of the same `Type` that Tencent deducts before it;
 /// `None` for a package that is not usable at `now_unix` (the poll's time, Unix seconds). Sums
-/// saturate (they cannot overflow: each `Left` is below 2^53 and a list holds far fewer than 2^11
-/// packages).
+/// saturate rather than overflow (each `Left` is below 2^53, so only an absurd list could reach
+/// `u64::MAX`).
 pub fn usable_ahead(packages: &[Package], now_unix: i64) -> Vec<Option<u64>> {
     let mut out = vec![None; packages.len()];
     for q in queues(packages, now_unix) {
