@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use prometheus::proto::MetricFamily;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
+use crate::exposition::deduction::usable_ahead;
 use crate::exposition::packages::{Package, PackageKind, QueryType, TrafficBillMode};
 use crate::exposition::text::{Value, Writer};
 
@@ -263,44 +264,69 @@ const FIRST_PACKAGE_FAMILY: usize = 5;
 /// Number of families a pair contributes to, in exposition order.
 pub const FAMILY_COUNT: usize = FIRST_PACKAGE_FAMILY + PACKAGE_FAMILIES.len();
 
-type Field = fn(&Package) -> Option<Value>;
+/// A package family's value: from the package and its usable-ahead amount (`None` when the
+/// package is not usable, see [`deduction`](crate::exposition::deduction)).
+type Field = fn(&Package, Option<u64>) -> Option<Value>;
 
 /// The package families: name, which unit they take (`Some(true)` bytes only, `Some(false)`
 /// time only, `None` both), and the field they export.
-const PACKAGE_FAMILIES: [(&str, Option<bool>, Field); 10] = [
-    ("tencent_live_package_quota_bytes", Some(true), |p| {
+const PACKAGE_FAMILIES: [(&str, Option<bool>, Field); 12] = [
+    ("tencent_live_package_quota_bytes", Some(true), |p, _| {
         p.quota.map(Value::Uint)
     }),
-    ("tencent_live_package_used_bytes", Some(true), |p| {
+    ("tencent_live_package_used_bytes", Some(true), |p, _| {
         p.used.map(Value::Uint)
     }),
-    ("tencent_live_package_remaining_bytes", Some(true), |p| {
-        p.remaining.map(Value::Uint)
-    }),
-    ("tencent_live_package_quota_seconds", Some(false), |p| {
+    (
+        "tencent_live_package_remaining_bytes",
+        Some(true),
+        |p, _| p.remaining.map(Value::Uint),
+    ),
+    ("tencent_live_package_quota_seconds", Some(false), |p, _| {
         p.quota.map(Value::Uint)
     }),
-    ("tencent_live_package_used_seconds", Some(false), |p| {
+    ("tencent_live_package_used_seconds", Some(false), |p, _| {
         p.used.map(Value::Uint)
     }),
-    ("tencent_live_package_remaining_seconds", Some(false), |p| {
-        p.remaining.map(Value::Uint)
-    }),
-    ("tencent_live_package_expiry_timestamp_seconds", None, |p| {
-        p.expires_at.map(Value::Int)
-    }),
+    (
+        "tencent_live_package_remaining_seconds",
+        Some(false),
+        |p, _| p.remaining.map(Value::Uint),
+    ),
+    (
+        "tencent_live_package_expiry_timestamp_seconds",
+        None,
+        |p, _| p.expires_at.map(Value::Int),
+    ),
     (
         "tencent_live_package_purchase_timestamp_seconds",
         None,
-        |p| p.purchased_at.map(Value::Int),
+        |p, _| p.purchased_at.map(Value::Int),
     ),
-    ("tencent_live_package_auto_renew", None, |p| {
+    ("tencent_live_package_auto_renew", None, |p, _| {
         p.auto_renew.map(Value::Int)
     }),
-    ("tencent_live_package_renewal_result", None, |p| {
+    ("tencent_live_package_renewal_result", None, |p, _| {
         p.renewal_result.map(Value::Int)
     }),
+    (
+        "tencent_live_package_usable_ahead_bytes",
+        Some(true),
+        |_, a| a.map(Value::Uint),
+    ),
+    (
+        "tencent_live_package_usable_ahead_seconds",
+        Some(false),
+        |_, a| a.map(Value::Uint),
+    ),
 ];
+
+/// HELP of the usable-ahead families: what Tencent deducts before the package.
+fn ahead_help(of: &str, unit: &str) -> String {
+    format!(
+        "Summed Left, in {unit}, of the other usable packages of the same account and package_type that Tencent deducts before this one (earlier ExpireTime, then earlier BuyTime, then smaller Id; CSS doc 267/52220), for {of}. Only usable packages (unused or in_use, Left > 0, ExpireTime not past at the poll) have a sample. {CACHED}"
+    )
+}
 
 /// Every family of package and pair series, in exposition order: (name, HELP text).
 fn families() -> [(&'static str, String); FAMILY_COUNT] {
@@ -371,6 +397,17 @@ fn families() -> [(&'static str, String); FAMILY_COUNT] {
         (
             PACKAGE_FAMILIES[9].0,
             format!("RenewalResult: 1 renewed, 0 not yet, negative failed. {CACHED}"),
+        ),
+        (
+            PACKAGE_FAMILIES[10].0,
+            ahead_help("traffic packages", "bytes"),
+        ),
+        (
+            PACKAGE_FAMILIES[11].0,
+            ahead_help(
+                "transcode, top_speed_codec or co_anchoring packages (each type its own queue)",
+                "seconds",
+            ),
         ),
     ]
 }
@@ -455,19 +492,24 @@ pub fn encode_pair(pair: &PairSeries<'_>, skip: &dyn Fn(PackageKind, &str) -> bo
 
     // One row per package, labels resolved once.
     let mut seen: HashSet<(PackageKind, &str)> = HashSet::new();
-    let rows: Vec<(&Package, String, String)> = pair
-        .packages
-        .unwrap_or_default()
+    let list = pair.packages.unwrap_or_default();
+    // Tencent's queue, from the whole list at the poll's time (none without one).
+    let ahead = match pair.last_success_unix {
+        Some(t) => usable_ahead(list, t.floor() as i64),
+        None => vec![None; list.len()],
+    };
+    let rows: Vec<(&Package, Option<u64>, String, String)> = list
         .iter()
-        .filter(|p| !skip(p.kind, &p.id) && seen.insert((p.kind, p.id.as_str())))
-        .map(|p| (p, p.kind.label(), p.status.label()))
+        .zip(ahead)
+        .filter(|(p, _)| !skip(p.kind, &p.id) && seen.insert((p.kind, p.id.as_str())))
+        .map(|(p, a)| (p, a, p.kind.label(), p.status.label()))
         .collect();
     for (f, (name, bytes, field)) in PACKAGE_FAMILIES.iter().enumerate() {
-        for (package, kind, status) in &rows {
+        for (package, ahead, kind, status) in &rows {
             if bytes.is_some_and(|b| b != package.unit.is_bytes()) {
                 continue;
             }
-            if let Some(v) = field(package) {
+            if let Some(v) = field(package, *ahead) {
                 let labels = [
                     ("account", pair.account),
                     ("package_type", kind.as_str()),

@@ -23,6 +23,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::exposition::bills::BillHistory;
 use crate::exposition::metrics::{ExporterMetrics, PairPiece, PairSeries, assemble, encode_pair};
 use crate::exposition::packages::{Package, PackageKind, QueryType, TrafficBillMode};
 use crate::poll::poller::{PollError, PollOutcome};
@@ -61,6 +62,10 @@ pub struct PairState {
     pub last_error_detail: Option<String>,
     /// Polls attempted, successful or not.
     pub polls: u64,
+    /// The bills this exporter saw itself (rises of `Used` between two successes), for the
+    /// status page: kept through failures and staleness, bounded
+    /// ([`MAX_BILLS`](crate::exposition::bills::MAX_BILLS) per package `Type`).
+    pub bills: Arc<BillHistory>,
 }
 
 impl PairState {
@@ -260,6 +265,9 @@ impl Store {
             pair.last_success_unix = Some(unix_now());
             pair.last_success_at = Some(Instant::now());
             pair.poll_duration_seconds = Some(took.as_secs_f64());
+            if let Some(seen) = pair.last_success_unix {
+                Arc::make_mut(&mut pair.bills).observe(&outcome.packages, seen);
+            }
             pair.bill_mode = outcome.bill_mode;
             pair.traffic_bill_modes = outcome.traffic_bill_modes;
             pair.packages = Some(outcome.packages.into());

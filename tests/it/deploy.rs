@@ -203,7 +203,11 @@ async fn the_exposition_passes_promtool_check_metrics_with_no_finding() {
     // Every kind of series: packages of all Types, null renew fields, an unknown status, a failed pair.
     let sim = Simulator::new();
     sim.add_account("AKIDlint", "lint-key");
-    sim.set_packages("AKIDlint", 0, Simulator::example_response_packages());
+    // A usable traffic package beside the example's, so usable_ahead_bytes has samples too.
+    let mut traffic = Simulator::example_response_packages();
+    traffic
+        .push(json!({"Id": "f1", "Type": 0, "Status": 0, "Total": 1000, "Used": 0, "Left": 1000}));
+    sim.set_packages("AKIDlint", 0, traffic);
     sim.set_packages(
         "AKIDlint",
         1,
@@ -232,6 +236,12 @@ async fn the_exposition_passes_promtool_check_metrics_with_no_finding() {
         text.contains("tencent_live_package_quota_seconds"),
         "{text}"
     );
+    for family in [
+        "tencent_live_package_usable_ahead_bytes{",
+        "tencent_live_package_usable_ahead_seconds{",
+    ] {
+        assert!(text.contains(family), "{family}\n{text}");
+    }
     assert!(
         text.contains(r#"tencent_live_up{account="broken",package_type="traffic"} 0"#),
         "{text}"

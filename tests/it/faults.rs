@@ -24,8 +24,12 @@ const POLL: &str = "page_size = 10\ntimeout = \"2s\"\nmax_retries = 2\nbackoff_b
 
 fn package(i: usize) -> Value {
     json!({"Id": format!("p{i:02}"), "Type": 0, "Status": 1, "Total": 1000 + i, "Used": i, "Left": 1000,
-           "BuyTime": "2026-01-01 00:00:00", "ExpireTime": "2027-01-01 00:00:00", "WillRenew": 0, "RenewalResult": 0})
+           "BuyTime": "2026-01-01 00:00:00", "ExpireTime": "2099-01-01 00:00:00", "WillRenew": 0, "RenewalResult": 0})
 }
+
+/// Series of one of these packages: quota, used, remaining, expiry, purchase, auto-renew,
+/// renewal result and usable-ahead (all usable: in use, Left > 0, expiring in 2099).
+const SERIES_PER_PACKAGE: usize = 8;
 
 fn sim() -> Simulator {
     let sim = Simulator::new();
@@ -42,7 +46,7 @@ async fn healthy() -> (Harness, Samples) {
     h.first_polls().await;
     let m = h.scrape().await;
     assert_eq!(m.value(&up("faulty")), 1.0);
-    assert_eq!(packages(&m, "faulty").len(), 25 * 7);
+    assert_eq!(packages(&m, "faulty").len(), 25 * SERIES_PER_PACKAGE);
     (h, m)
 }
 
@@ -201,7 +205,7 @@ async fn internal_error_is_retried_and_a_retry_that_succeeds_keeps_up() {
     let m = h.scrape().await;
     assert_eq!(m.value(&up("faulty")), 1.0);
     assert_eq!(m.value(&errors("faulty", "InternalError")), 1.0);
-    assert_eq!(packages(&m, "faulty").len(), 25 * 7);
+    assert_eq!(packages(&m, "faulty").len(), 25 * SERIES_PER_PACKAGE);
 }
 
 #[tokio::test(start_paused = true)]
@@ -416,7 +420,11 @@ async fn package_series_expire_on_time_and_come_back() {
     tokio::time::sleep(Duration::from_secs(14 * 60)).await;
     let m = h.scrape().await;
     assert_eq!(m.value(&up("faulty")), 0.0);
-    assert_eq!(packages(&m, "faulty").len(), 25 * 7, "not stale yet at 14m");
+    assert_eq!(
+        packages(&m, "faulty").len(),
+        25 * SERIES_PER_PACKAGE,
+        "not stale yet at 14m"
+    );
     tokio::time::sleep(Duration::from_secs(61)).await;
     let m = h.scrape().await;
     assert!(
@@ -427,7 +435,7 @@ async fn package_series_expire_on_time_and_come_back() {
     assert_eq!(m.value(r#"tencent_live_exporter_last_success_timestamp_seconds{account="faulty",package_type="traffic"}"#), last_success);
     assert_eq!(
         packages(&m, "good").len(),
-        25 * 7,
+        25 * SERIES_PER_PACKAGE,
         "the healthy account stays"
     );
     fails_then_recovers_after_staleness(&h, &before).await;

@@ -44,7 +44,7 @@ fn sim() -> Simulator {
         sim.add_account(id, key);
         let pkg = |i: usize, kind: u8| {
             json!({"Id": format!("{n}-{kind}-{i}"), "Type": kind, "Status": 1, "Total": 10_000, "Used": i, "Left": 10_000 - i,
-                   "BuyTime": "2026-01-01 00:00:00", "ExpireTime": "2027-06-01 00:00:00", "WillRenew": 1, "RenewalResult": 0})
+                   "BuyTime": "2026-01-01 00:00:00", "ExpireTime": "2099-06-01 00:00:00", "WillRenew": 1, "RenewalResult": 0})
         };
         sim.set_packages(id, 0, (0..30).map(|i| pkg(i, 0)).collect());
         sim.set_packages(id, 1, (0..5).map(|i| pkg(i, 1)).collect());
@@ -69,7 +69,11 @@ async fn hours_of_random_faults_stay_within_budget_and_flat() {
     let start = h.scrape().await;
     let baseline_series = start.0.len();
     let baseline_packages = package_series(&start);
-    assert_eq!(baseline_packages.len(), 4 * 37 * 7);
+    assert_eq!(
+        baseline_packages.len(),
+        4 * 37 * 8,
+        "8 series per usable package"
+    );
     let baseline_bytes = h.scrape_text().await.len();
 
     for (seed, (_, id, _)) in ACCOUNTS.iter().enumerate() {

@@ -230,3 +230,64 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn usable_ahead_is_exported_per_usable_package_in_its_unit() {
+    let mut sooner = pkg("s", PackageKind::TopSpeedCodec, Unit::Minutes);
+    sooner.expires_at = Some(1_752_000_000);
+    let mut frozen = pkg("f", PackageKind::TopSpeedCodec, Unit::Minutes);
+    frozen.status = crate::exposition::packages::Status::Frozen;
+    frozen.expires_at = Some(1_700_000_000);
+    let packages = [
+        pkg("later", PackageKind::TopSpeedCodec, Unit::Minutes),
+        sooner,
+        frozen,
+        pkg("t", PackageKind::Transcode, Unit::Minutes),
+    ];
+    let pair = PairSeries {
+        account: "prod",
+        query: QueryType::Transcode,
+        up: true,
+        last_success_unix: Some(1_600_000_000.5),
+        poll_duration_seconds: None,
+        bill_mode: None,
+        traffic_bill_modes: &[],
+        packages: Some(&packages),
+    };
+    let out = text(&[pair]);
+    let series = |t: &str, id: &str, v: u64| {
+        format!(
+            r#"tencent_live_package_usable_ahead_seconds{{account="prod",package_type="{t}",package_id="{id}",status="in_use"}} {v}"#
+        )
+    };
+    for line in [
+        series("top_speed_codec", "later", 3600),
+        series("top_speed_codec", "s", 0),
+        series("transcode", "t", 0),
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing {line}\n{out}");
+    }
+    assert_eq!(
+        out.matches("tencent_live_package_usable_ahead_seconds{")
+            .count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        !out.contains("tencent_live_package_usable_ahead_bytes{"),
+        "{out}"
+    );
+    let help = out
+        .lines()
+        .find(|l| l.starts_with("# HELP tencent_live_package_usable_ahead_seconds "))
+        .unwrap();
+    for word in [
+        "transcode",
+        "top_speed_codec",
+        "co_anchoring",
+        "ExpireTime",
+        "BuyTime",
+    ] {
+        assert!(help.contains(word), "{help}");
+    }
+}
