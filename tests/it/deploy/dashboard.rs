@@ -89,15 +89,24 @@ fn known_series() -> BTreeSet<String> {
         }
     }
     assert!(known.len() >= 15, "README Metrics table: {known:?}");
-    let rules = std::fs::read_to_string(repo_path("deploy/prometheus/alerts.yml")).unwrap();
-    known.extend(
-        rules
-            .lines()
-            .filter_map(|l| l.trim_start().strip_prefix("- record:"))
-            .map(|r| r.trim().to_owned()),
-    );
+    known.extend(rule_names("record"));
     known.extend(PENDING_RECORDS.iter().map(|r| (*r).to_owned()));
     known
+}
+
+/// The `record` (or `alert`) names of the rules in `deploy/prometheus/alerts.yml`.
+fn rule_names(kind: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(repo_path("deploy/prometheus/alerts.yml")).unwrap();
+    let rules: serde_json::Value = serde_norway::from_str(&text).expect("alerts.yml parses");
+    let names: Vec<String> = rules["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .filter_map(|r| r[kind].as_str().map(str::to_owned))
+        .collect();
+    assert!(!names.is_empty(), "no {kind} rule in alerts.yml");
+    names
 }
 
 /// One vector selector of a PromQL expression: the metric name and its matchers
@@ -389,12 +398,9 @@ fn problems(dashboard: &Value, cluster: Option<&str>) -> Vec<String> {
         ));
     }
 
-    let rules = std::fs::read_to_string(repo_path("deploy/prometheus/alerts.yml")).unwrap();
-    let alerts: BTreeSet<&str> = rules
-        .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("- alert:"))
-        .map(str::trim)
-        .chain(PENDING_ALERTS.iter().copied())
+    let alerts: BTreeSet<String> = rule_names("alert")
+        .into_iter()
+        .chain(PENDING_ALERTS.iter().map(|a| (*a).to_owned()))
         .collect();
     let mut linked = BTreeSet::new();
     for p in panels(dashboard) {
@@ -413,7 +419,7 @@ fn problems(dashboard: &Value, cluster: Option<&str>) -> Vec<String> {
             if !alerts.contains(alert) {
                 errors.push(format!("runbook link to {alert}, which is no alert"));
             }
-            linked.insert(alert);
+            linked.insert(alert.to_owned());
         }
     }
     for alert in alerts.difference(&linked) {
