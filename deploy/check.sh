@@ -9,8 +9,8 @@
 #                kubernetes-validate (strict, bundled schemas) on the rendered core manifests
 #                and the Secret example; the PrometheusRule generator's --check (up to date
 #                with alerts.yml, and the operator resources structurally valid)
-#   grafana/     valid JSON; the dashboard's structure; every metric name in its queries is
-#                in the README's Metrics table or a recording rule of prometheus/alerts.yml
+#   grafana/     valid JSON (its queries, variables, units and runbook links are checked by
+#                `cargo test --test it deploy::dashboard`: it is generated from mixin/)
 # Installs what is missing (Debian packages with apt-get, Python tools with pip), then runs
 # every check even after a failure, prints each failed check with its output, and exits 1 if
 # any failed. Usage: bash deploy/check.sh (from anywhere; needs root only to install).
@@ -195,112 +195,6 @@ check "deploy/kubernetes/generate-prometheusrule.py --check" \
 
 check "python3 -m json.tool deploy/grafana/tencent-live-packages.json" \
   python3 -m json.tool deploy/grafana/tencent-live-packages.json /dev/null
-
-dashboard_metrics() {
-  python3 - deploy/grafana/tencent-live-packages.json README.md deploy/prometheus/alerts.yml <<'PY'
-import json, re, sys
-
-dashboard_path, readme_path, rules_path = sys.argv[1:4]
-dash = json.load(open(dashboard_path, encoding="utf-8"))
-readme = open(readme_path, encoding="utf-8").read()
-errors = []
-
-# Metric names of the README's Metrics table: `a_b_c` / `_d_c` rows expand the shorthand
-# against the first name; a histogram also has _bucket, _sum and _count series.
-section = readme.split("## Metrics", 1)[1].split("\n## ", 1)[0]
-known = set()
-for line in section.splitlines():
-    if not line.startswith("| `"):
-        continue
-    cell, meaning = line.split("|")[1], line.split("|")[3]
-    names = re.findall(r"`([a-zA-Z_:][a-zA-Z0-9_:]*)`", cell)
-    first = names[0]
-    for n in names:
-        if n.startswith("_"):
-            n = "_".join(first.split("_")[: -(n.count("_"))]) + n
-        known.add(n)
-        if "histogram" in meaning:
-            known.update(n + s for s in ("_bucket", "_sum", "_count"))
-if len(known) < 10:
-    errors.append(f"found only {len(known)} metric names in the README's Metrics table")
-# The recording rules of alerts.yml (the pool view) are series too.
-known.update(re.findall(r"^\s*- record:\s*(\S+)", open(rules_path, encoding="utf-8").read(), re.M))
-
-KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-            "bool", "offset", "atan2", "inf", "nan"}
-
-def metric_names(expr):
-    e = re.sub(r'"(?:[^"\\]|\\.)*"|`[^`]*`', '""', expr)       # string literals
-    e = re.sub(r"\{[^}]*\}", "", e)                             # label matchers
-    e = re.sub(r"\[[^\]]*\]", "", e)                            # range / subquery selectors
-    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", e)
-    names = set()
-    for m in re.finditer(r"(?<![\w.$:])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:])(\s*\()?", e):
-        word, call = m.group(1), m.group(2)
-        if call or word.lower() in KEYWORDS:
-            continue
-        names.add(word)
-    return names
-
-def panels(ps):
-    for p in ps:
-        yield p
-        yield from panels(p.get("panels", []))
-
-exprs = []
-ids = set()
-for p in panels(dash.get("panels", [])):
-    if p.get("id") in ids:
-        errors.append(f"duplicate panel id {p.get('id')}")
-    ids.add(p.get("id"))
-    if p.get("type") == "row":
-        continue
-    if not p.get("targets"):
-        errors.append(f"panel {p.get('title')!r} has no queries")
-    if p.get("datasource", {}).get("uid") != "${datasource}":
-        errors.append(f"panel {p.get('title')!r} does not use the ${{datasource}} variable")
-    for t in p.get("targets", []):
-        if t.get("datasource", {}).get("uid") != "${datasource}":
-            errors.append(f"query {p.get('title')!r}/{t.get('refId')} does not use the ${{datasource}} variable")
-        exprs.append((f"{p.get('title')}/{t.get('refId')}", t.get("expr", "")))
-
-variables = {v["name"]: v for v in dash.get("templating", {}).get("list", [])}
-ds = variables.get("datasource", {})
-if ds.get("type") != "datasource" or ds.get("query") != "prometheus":
-    errors.append("no `datasource` variable of type datasource with query prometheus")
-for name in ("account", "package_type"):
-    v = variables.get(name)
-    if not v or v.get("type") != "query" or not v.get("multi") or not v.get("includeAll"):
-        errors.append(f"variable {name} missing, or not a multi-value query variable with All")
-        continue
-    q = v["query"]["query"] if isinstance(v.get("query"), dict) else v.get("query", "")
-    m = re.fullmatch(r"\s*label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s*,\s*(\w+)\s*\)\s*", q)
-    if not m:
-        errors.append(f"variable {name}: query {q!r} is not label_values(metric, label)")
-    else:
-        exprs.append((f"variable {name}", m.group(1)))
-
-for where, expr in exprs:
-    if not expr.strip():
-        errors.append(f"{where}: empty expression")
-    for n in sorted(metric_names(expr) - known):
-        errors.append(f"{where}: metric {n!r} is neither in the README's Metrics table nor a recording rule of alerts.yml")
-    if "$account" not in expr and "$package_type" not in expr and not where.startswith("variable") \
-            and "build_info" not in expr:
-        errors.append(f"{where}: ignores the $account / $package_type variables")
-
-if dash.get("uid") != "tencent-live-packages" or dash.get("id") is not None:
-    errors.append("dashboard uid must be tencent-live-packages and id null (importable)")
-
-for e in errors:
-    print(e)
-if errors:
-    sys.exit(1)
-used = set().union(*(metric_names(e) for _, e in exprs))
-print(f"{len(exprs)} expressions use {len(used)} metric names, all in the README's Metrics table or recording rules")
-PY
-}
-check "dashboard: structure and metric names of every expression" dashboard_metrics
 
 step "summary"
 if ((${#failed[@]})); then

@@ -1,5 +1,5 @@
 //! The shipped Prometheus and Alertmanager files and the exposition, checked by promtool and
-//! amtool.
+//! amtool; the Grafana dashboard in [`dashboard`].
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -8,6 +8,8 @@ use serde_json::json;
 use tencent_live_simulator::Simulator;
 
 use crate::support::{Harness, repo_path, run, tool};
+
+mod dashboard;
 
 #[test]
 #[cfg_attr(

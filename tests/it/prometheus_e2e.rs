@@ -170,6 +170,10 @@ struct DashboardQuery {
 /// Grafana's variables as a dashboard user with "All" selected everywhere would send them.
 fn substitute(expr: &str) -> String {
     let replaced = [
+        ("${job}", ".*"),
+        ("$job", ".*"),
+        ("${cluster}", ".*"),
+        ("$cluster", ".*"),
         ("${account}", ".*"),
         ("$account", ".*"),
         ("${package_type}", ".*"),
@@ -212,7 +216,8 @@ fn dashboard_queries(dashboard: &Value) -> Vec<DashboardQuery> {
     out
 }
 
-/// `label_values(metric, label)` of the dashboard's query variables: (variable, metric, label).
+/// `label_values(metric, label)` of the dashboard's query variables: (variable, metric with the
+/// other variables replaced, label).
 fn dashboard_variables(dashboard: &Value) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for var in dashboard["templating"]["list"]
@@ -235,7 +240,7 @@ fn dashboard_variables(dashboard: &Value) -> Vec<(String, String, String)> {
         let (metric, label) = inner.rsplit_once(',').expect("label_values(metric, label)");
         out.push((
             var["name"].as_str().unwrap_or("?").to_owned(),
-            metric.trim().to_owned(),
+            substitute(metric.trim()),
             label.trim().to_owned(),
         ));
     }
