@@ -18,7 +18,7 @@ use crate::config::{AccountConfig, Config, PollConfig};
 use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::store::{PairKey, Store};
 use crate::http::server::Reload;
-use crate::poll::budget::{Budget, budget_groups, budget_keys};
+use crate::tencent::budget::{Budget, budget_groups, budget_keys};
 use crate::poll::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
 use crate::tencent::client::LiveClient;
 use crate::tencent::credentials::CredentialSource;

@@ -161,7 +161,7 @@ pub struct AccountConfig {
     /// Base URL the API is POSTed to.
     pub endpoint: Url,
     /// Shares the request budget with every account of the same group, instead of keying it by
-    /// the signing key (see `crate::poll::budget::budget_key`).
+    /// the signing key (see `crate::tencent::budget::budget_key`).
     pub rate_limit_group: Option<String>,
 }
 

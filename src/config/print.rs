@@ -57,7 +57,7 @@ impl Config {
             "\n# Request budgets ({} calls per second each):",
             p.requests_per_second
         );
-        for (key, names) in crate::poll::budget::budget_groups(&self.accounts) {
+        for (key, names) in crate::tencent::budget::budget_groups(&self.accounts) {
             let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
             let _ = writeln!(s, "# {}: {}", comment(&key), comment(&names.join(", ")));
         }

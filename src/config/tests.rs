@@ -409,7 +409,7 @@ fn accounts_share_a_budget_by_signing_key_or_rate_limit_group() {
     ]
     .concat();
     let c = from_toml(&toml, &[]).unwrap();
-    let groups = crate::poll::budget::budget_groups(&c.accounts);
+    let groups = crate::tencent::budget::budget_groups(&c.accounts);
     let names: Vec<Vec<&str>> = groups
         .iter()
         .map(|(_, n)| n.iter().map(String::as_str).collect())

@@ -19,7 +19,7 @@ use super::sign::{SigningInput, authorization};
 use super::transport::{Answer, MAX_API_ANSWER_BYTES, Transport, TransportError};
 use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::packages::QueryType;
-use crate::poll::budget::Budget;
+use crate::tencent::budget::Budget;
 
 /// `X-TC-Action` of every call: the one API the exporter uses (API page, 输入参数 `Action`).
 pub const ACTION: &str = "DescribeLivePackageInfo";

@@ -24,7 +24,7 @@ fn a_rate_limit_group_joins_the_budget_of_its_key_not_splits_it() {
     ]
     .concat();
     let c = from_toml(&toml, &[]).unwrap();
-    let groups = crate::poll::budget::budget_groups(&c.accounts);
+    let groups = crate::tencent::budget::budget_groups(&c.accounts);
     assert_eq!(
         groups,
         [
@@ -35,7 +35,7 @@ fn a_rate_limit_group_joins_the_budget_of_its_key_not_splits_it() {
             ("SecretId AKIDother".to_owned(), vec!["c".into()]),
         ]
     );
-    let keys = crate::poll::budget::budget_keys(&c.accounts);
+    let keys = crate::tencent::budget::budget_keys(&c.accounts);
     assert_eq!(keys["a"], keys["e"]);
     assert_ne!(keys["a"], keys["c"]);
 }

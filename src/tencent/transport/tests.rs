@@ -15,7 +15,7 @@ use serde_json::json;
 use super::*;
 use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::packages::QueryType;
-use crate::poll::budget::Budget;
+use crate::tencent::budget::Budget;
 use crate::tencent::client::{ApiError, LiveClient};
 use crate::tencent::credentials::{
     AssumeRoleSpec, BaseSource, CredentialSource, Credentials, FetchContext, SourceSpec,
