@@ -116,7 +116,7 @@ fn live_client(transport: Transport, credentials: CredentialSource) -> LiveClien
         transport,
         Url::parse(LIVE).unwrap(),
         credentials,
-        Arc::new(Budget::new(20)),
+        Budget::new(20),
         "acct".into(),
         Arc::new(ExporterMetrics::new()),
         Duration::from_secs(5),
