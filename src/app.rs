@@ -18,8 +18,8 @@ use crate::config::{AccountConfig, Config, PollConfig};
 use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::store::{PairKey, Store};
 use crate::http::server::Reload;
-use crate::tencent::budget::{Budgets, Plan};
 use crate::poll::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
+use crate::tencent::budget::{Budgets, Plan, WINDOW};
 use crate::tencent::client::LiveClient;
 use crate::tencent::credentials::CredentialSource;
 use crate::tencent::transport::Transport;
@@ -146,12 +146,7 @@ impl Exporter {
         exporter
     }
 
-    fn start_account(
-        &self,
-        running: &mut Running,
-        account: &AccountConfig,
-        first_delay: Duration,
-    ) {
+    fn start_account(&self, running: &mut Running, account: &AccountConfig, first_delay: Duration) {
         let poll = &running.config.poll;
         // Its identity's ledger, in whichever budget the plan puts it.
         let budget = self.budgets.account(&account.name);
@@ -360,6 +355,11 @@ impl Exporter {
         crate::http::server::router(self.store.clone(), &self.telemetry_path, reload)
     }
 
+    /// Every request budget (the benchmark and tests read their work and permits held).
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
     /// Polls counted so far per configured pair.
     fn poll_counts(&self) -> BTreeMap<PairKey, u64> {
         let pairs = self.store.pairs();
@@ -474,9 +474,14 @@ pub struct Daemon {
     /// one, run once serving (a burst coalesces into at most two reloads). Requests made
     /// before the configuration was read are in it already.
     pub reloads: Option<watch::Receiver<u64>>,
-    /// How long the first Tencent call waits: one [`WINDOW`](crate::tencent::budget::WINDOW), so that a previous process's
-    /// calls can no longer land in the window of this one's first (zero with `--demo`).
-    pub start_hold: Duration,
+    /// Whether another process (a previous or next exporter) may call the same API: then the
+    /// first Tencent call waits one [`WINDOW`], and a stop
+    /// waits until no call abandoned in flight can still arrive, so that two processes' calls
+    /// never share a window. `false` with `--demo`, whose simulator is the process's own.
+    pub handover: bool,
+    /// How calls reach the API: `None` is HTTPS (reqwest, `poll.timeout`); tests give the
+    /// simulator's router ([`Transport::service`]) so that paused time drives everything.
+    pub transport: Option<Transport>,
 }
 
 /// Binds every configured address: one that cannot be bound is a refusal to start.
@@ -495,7 +500,7 @@ pub async fn bind(config: &Config) -> anyhow::Result<Vec<TcpListener>> {
 /// The daemon: serves on `listeners` until `shutdown` completes, then stops polling, finishes
 /// in-flight scrapes (within [`SHUTDOWN_GRACE`]) and waits until no call it abandoned can still
 /// arrive at Tencent (at most `poll.timeout`), so that the next process's first call, one
-/// [`WINDOW`](crate::tencent::budget::WINDOW) after its start, never shares a window with this one's calls.
+/// [`WINDOW`] after its start, never shares a window with this one's calls.
 pub async fn run(
     listeners: Vec<TcpListener>,
     daemon: Daemon,
@@ -514,26 +519,35 @@ pub async fn run(
         loader,
         web,
         reloads,
-        start_hold,
+        handover,
+        transport,
     } = daemon;
-    let transport = Transport::http(config.poll.timeout).context("building the HTTP client")?;
-    if !start_hold.is_zero() {
+    let transport = match transport {
+        Some(transport) => transport,
+        None => Transport::http(config.poll.timeout).context("building the HTTP client")?,
+    };
+    let start_hold = if handover {
         tracing::info!(
-            hold = %humantime::format_duration(start_hold),
-            "the first Tencent call waits one window: a previous process's calls can no longer \
-             land in the same second (a stopping exporter waits for its own abandoned calls)"
+            hold = %humantime::format_duration(WINDOW),
+            "the first Tencent call waits one window, so that a previous exporter's calls can no \
+             longer land in the same second (a stopping exporter first waits, at most \
+             poll.timeout, for its own calls abandoned in flight)"
         );
-    }
-    let exporter =
-        Exporter::start_held(&config, token.clone(), transport, loader, start_hold);
+        WINDOW
+    } else {
+        Duration::ZERO
+    };
+    let exporter = Exporter::start_held(&config, token.clone(), transport, loader, start_hold);
     if let Some(reloads) = reloads {
         tokio::spawn(reload_on_request(reloads, exporter.clone(), token.clone()));
     }
-    let served = serve_until_shutdown(listeners, exporter.clone(), &config, web, token.clone()).await;
+    let served =
+        serve_until_shutdown(listeners, exporter.clone(), &config, web, token.clone()).await;
     token.cancel();
-    if tokio::time::timeout(Duration::ZERO, exporter.budgets.quiet())
-        .await
-        .is_err()
+    if handover
+        && tokio::time::timeout(Duration::ZERO, exporter.budgets.quiet())
+            .await
+            .is_err()
     {
         tracing::info!(
             "waiting for calls abandoned in flight to time out (at most poll.timeout, {}), so \

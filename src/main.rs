@@ -125,22 +125,19 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         });
     }
 
-    // --demo's simulator is this process's own: no previous process shares its windows.
+    // --demo's simulator is this process's own: no other process shares its windows.
     #[cfg(feature = "demo")]
-    let start_hold = if cli.demo {
-        std::time::Duration::ZERO
-    } else {
-        tencent_live_exporter::tencent::budget::WINDOW
-    };
+    let handover = !cli.demo;
     #[cfg(not(feature = "demo"))]
-    let start_hold = tencent_live_exporter::tencent::budget::WINDOW;
+    let handover = true;
     let listeners = app::bind(&config).await?;
     let daemon = app::Daemon {
         config,
         loader: Some(loader),
         web,
         reloads: Some(reloads),
-        start_hold,
+        handover,
+        transport: None,
     };
     app::run(listeners, daemon, shutdown.cancelled_owned()).await?;
     Ok(ExitCode::SUCCESS)

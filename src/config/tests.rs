@@ -415,12 +415,17 @@ fn accounts_share_a_budget_by_signing_key_or_rate_limit_group() {
         .iter()
         .map(|b| b.accounts.iter().map(String::as_str).collect())
         .collect();
-    assert_eq!(names, [vec!["a", "b"], vec!["c"], vec!["d", "e"], vec!["f"]]);
+    assert_eq!(
+        names,
+        [vec!["a", "b"], vec!["c"], vec!["d", "e"], vec!["f"]]
+    );
     assert_eq!(plan.budgets[0].name, "SecretId AKIDone");
     assert_eq!(plan.budgets[3].name, "role qcs::cam::uin/1:roleName/r");
     let out = c.to_redacted_toml();
     assert!(
-        out.contains("# SecretId AKIDone (shared): \"a\", \"b\" (counted against SecretId AKIDone)"),
+        out.contains(
+            "# SecretId AKIDone (shared): \"a\", \"b\" (counted against SecretId AKIDone)"
+        ),
         "{out}"
     );
     assert!(

@@ -1152,9 +1152,18 @@ mod tests {
     enum Step {
         /// Account `account` (modulo the accounts configured) polls: `calls` calls in a row,
         /// each answered after `rtt` ms.
-        Poll { at: u64, account: usize, calls: usize, rtt: u64 },
+        Poll {
+            at: u64,
+            account: usize,
+            calls: usize,
+            rtt: u64,
+        },
         /// A reload to these accounts: (name generation, key, group), and a limit.
-        Reload { at: u64, accounts: Vec<(u8, usize, Option<u8>)>, limit: u32 },
+        Reload {
+            at: u64,
+            accounts: Vec<(u8, usize, Option<u8>)>,
+            limit: u32,
+        },
         /// The process stops (calls in flight abandoned), waits for quiet, and a new one starts.
         Restart { at: u64 },
     }
@@ -1189,7 +1198,12 @@ mod tests {
         let mut tasks = tokio::task::JoinSet::new();
         for step in steps {
             match step {
-                Step::Poll { at, account, calls, rtt } => {
+                Step::Poll {
+                    at,
+                    account,
+                    calls,
+                    rtt,
+                } => {
                     tokio::time::sleep(Duration::from_millis(at)).await;
                     let Some((name, key, _)) = accounts.get(account % accounts.len()) else {
                         continue;
@@ -1215,7 +1229,11 @@ mod tests {
                         }
                     });
                 }
-                Step::Reload { at, accounts: new, limit: l } => {
+                Step::Reload {
+                    at,
+                    accounts: new,
+                    limit: l,
+                } => {
                     tokio::time::sleep(Duration::from_millis(at)).await;
                     accounts = new
                         .iter()
@@ -1288,18 +1306,45 @@ mod tests {
             ),
         };
         let from_profile = SourceSpec {
-            base: BaseSource::Profile { file: profile, profile: "team".into() },
+            base: BaseSource::Profile {
+                file: profile,
+                profile: "team".into(),
+            },
             assume_role: None,
         };
         let other = spec("AKIDother");
         let rotated = spec("AKIDsecond");
         let plan = Plan::new([
-            PlanAccount { name: "inline", credentials: &inline, rate_limit_group: None },
-            PlanAccount { name: "file", credentials: &from_file, rate_limit_group: None },
-            PlanAccount { name: "profile", credentials: &from_profile, rate_limit_group: None },
-            PlanAccount { name: "other", credentials: &other, rate_limit_group: None },
-            PlanAccount { name: "old", credentials: &other, rate_limit_group: Some("sub") },
-            PlanAccount { name: "new", credentials: &rotated, rate_limit_group: Some("sub") },
+            PlanAccount {
+                name: "inline",
+                credentials: &inline,
+                rate_limit_group: None,
+            },
+            PlanAccount {
+                name: "file",
+                credentials: &from_file,
+                rate_limit_group: None,
+            },
+            PlanAccount {
+                name: "profile",
+                credentials: &from_profile,
+                rate_limit_group: None,
+            },
+            PlanAccount {
+                name: "other",
+                credentials: &other,
+                rate_limit_group: None,
+            },
+            PlanAccount {
+                name: "old",
+                credentials: &other,
+                rate_limit_group: Some("sub"),
+            },
+            PlanAccount {
+                name: "new",
+                credentials: &rotated,
+                rate_limit_group: Some("sub"),
+            },
         ]);
         let names: Vec<(&str, Vec<&str>, Vec<&str>)> = plan
             .budgets
@@ -1315,7 +1360,11 @@ mod tests {
         assert_eq!(
             names,
             [
-                ("SecretId AKIDsame", vec!["SecretId AKIDsame"], vec!["inline", "file", "profile"]),
+                (
+                    "SecretId AKIDsame",
+                    vec!["SecretId AKIDsame"],
+                    vec!["inline", "file", "profile"]
+                ),
                 (
                     "rate_limit_group \"sub\"",
                     vec!["SecretId AKIDother", "SecretId AKIDsecond"],
@@ -1337,9 +1386,13 @@ mod tests {
     /// A rename, a merge and a split carry the permits of each SecretId into its new budget.
     #[tokio::test(start_paused = true)]
     async fn a_reload_carries_every_permit_of_a_secret_id_into_its_new_budget() {
-        let acc = |n: &str, k: &str, g: Option<&str>| (n.to_owned(), k.to_owned(), g.map(str::to_owned));
+        let acc =
+            |n: &str, k: &str, g: Option<&str>| (n.to_owned(), k.to_owned(), g.map(str::to_owned));
         let budgets = Budgets::new(4, Duration::ZERO);
-        budgets.apply(&plan_of(&[acc("a", "AKIDa", None), acc("b", "AKIDb", None)]), 4);
+        budgets.apply(
+            &plan_of(&[acc("a", "AKIDa", None), acc("b", "AKIDb", None)]),
+            4,
+        );
         // Four calls of AKIDa in flight, two of AKIDb answered (cooling).
         let a = budgets.account("a");
         let mut in_flight = Vec::new();
@@ -1351,11 +1404,17 @@ mod tests {
             b.acquire("x").await.done();
         }
         // Renamed: "a" is now "team", same key: nothing more may go.
-        budgets.apply(&plan_of(&[acc("team", "AKIDa", None), acc("b", "AKIDb", None)]), 4);
+        budgets.apply(
+            &plan_of(&[acc("team", "AKIDa", None), acc("b", "AKIDb", None)]),
+            4,
+        );
         assert_eq!(budgets.held("SecretId AKIDa"), 4);
         // Merged by a group: the 4 + 2 already exceed the limit; a call waits for the cool-down.
         budgets.apply(
-            &plan_of(&[acc("team", "AKIDa", Some("g")), acc("b", "AKIDb", Some("g"))]),
+            &plan_of(&[
+                acc("team", "AKIDa", Some("g")),
+                acc("b", "AKIDb", Some("g")),
+            ]),
             4,
         );
         assert_eq!(budgets.held("SecretId AKIDb"), 6);
@@ -1364,7 +1423,10 @@ mod tests {
         let _p = budgets.account("b").acquire("y").await;
         assert_eq!(Instant::now().duration_since(start), WINDOW);
         // Split again: each key keeps its own ledger.
-        budgets.apply(&plan_of(&[acc("team", "AKIDa", None), acc("b", "AKIDb", None)]), 4);
+        budgets.apply(
+            &plan_of(&[acc("team", "AKIDa", None), acc("b", "AKIDb", None)]),
+            4,
+        );
         assert_eq!(budgets.held("SecretId AKIDb"), 1);
         assert_eq!(budgets.held("SecretId AKIDa"), 0);
     }
@@ -1394,7 +1456,9 @@ mod tests {
         abandoned.sending(Duration::from_secs(3));
         let start = Instant::now();
         drop(abandoned);
-        let shared = Budgets { shared: old.shared.clone() };
+        let shared = Budgets {
+            shared: old.shared.clone(),
+        };
         shared.quiet().await;
         assert_eq!(Instant::now().duration_since(start), Duration::from_secs(3));
         let budgets = Budgets::new(5, WINDOW);
@@ -1420,6 +1484,9 @@ mod tests {
         }
         let (small, large) = (locks(100).await, locks(1_000).await);
         // Quadratic work (every waiter woken per freed permit) was ~100x for 10x the calls.
-        assert!(large < small * 15, "100 calls: {small} locks, 1000 calls: {large}");
+        assert!(
+            large < small * 15,
+            "100 calls: {small} locks, 1000 calls: {large}"
+        );
     }
 }

@@ -28,7 +28,12 @@ fn a_rate_limit_group_joins_the_budget_of_its_key_not_splits_it() {
     let groups: Vec<(&str, Vec<&str>)> = plan
         .budgets
         .iter()
-        .map(|b| (b.name.as_str(), b.accounts.iter().map(String::as_str).collect()))
+        .map(|b| {
+            (
+                b.name.as_str(),
+                b.accounts.iter().map(String::as_str).collect(),
+            )
+        })
         .collect();
     assert_eq!(
         groups,
