@@ -626,11 +626,15 @@ async fn reload_on_request(
 
 /// `--once`: poll every pair once, return the exposition and whether every poll succeeded.
 /// `interrupt` (SIGTERM, SIGINT) ends the wait at once: the exposition so far, and `false`.
+/// With `handover` (as [`Daemon::handover`]) the first call waits one [`WINDOW`].
 pub async fn once(
     config: &Config,
     interrupt: CancellationToken,
+    handover: bool,
 ) -> anyhow::Result<(bytes::Bytes, bool)> {
-    let exporter = Exporter::start(config, interrupt.child_token())?;
+    let transport = Transport::http(config.poll.timeout).context("building the HTTP client")?;
+    let hold = if handover { WINDOW } else { Duration::ZERO };
+    let exporter = Exporter::start_held(config, interrupt.child_token(), transport, None, hold);
     let interrupted = tokio::select! {
         () = exporter.wait_for_polls(1) => false,
         () = interrupt.cancelled() => true,

@@ -112,8 +112,13 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    // --demo's simulator is this process's own: no other process shares its windows.
+    #[cfg(feature = "demo")]
+    let handover = !cli.demo;
+    #[cfg(not(feature = "demo"))]
+    let handover = true;
     if cli.once {
-        let (text, ok) = app::once(&config, shutdown.clone()).await?;
+        let (text, ok) = app::once(&config, shutdown.clone(), handover).await?;
         shutdown.cancel();
         std::io::stdout()
             .write_all(&text)
@@ -125,11 +130,6 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         });
     }
 
-    // --demo's simulator is this process's own: no other process shares its windows.
-    #[cfg(feature = "demo")]
-    let handover = !cli.demo;
-    #[cfg(not(feature = "demo"))]
-    let handover = true;
     let listeners = app::bind(&config).await?;
     let daemon = app::Daemon {
         config,
