@@ -462,7 +462,7 @@ impl Config {
                 Some("") => {
                     return Err(fault(
                         &format!("{key}.rate_limit_group"),
-                        "must not be empty; leave it out to key the budget by the SecretId",
+                        "must not be empty; leave it out to key the budget by the account's SecretId or role",
                     ));
                 }
                 group => group.map(str::to_owned),

@@ -292,6 +292,7 @@ async fn a_group_joining_many_accounts_serves_its_queue_in_linear_work() {
     let calls = sim.requests().len();
     assert_eq!(calls, ACCOUNTS * PAGES);
     let locks = exporter.budgets().lock_count();
+    eprintln!("{calls} calls queued in one budget: {locks} lock acquisitions");
     // Waking every waiter per freed permit took ~90 lock acquisitions per call at this size.
     assert!(
         locks <= 6 * calls as u64,
@@ -367,31 +368,40 @@ fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process:
 /// is a reload request, never a death; the daemon then serves and stops cleanly on SIGTERM.
 #[test]
 fn a_sighup_at_any_moment_of_start_is_a_reload_not_a_death() {
-    for ms in [0, 1, 2, 3, 5, 8, 13, 21] {
-        let (mut child, port) = start_and_signal(Duration::from_millis(ms), libc::SIGHUP);
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < PATIENCE,
-                "SIGHUP at {ms} ms: never served"
-            );
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("SIGHUP at {ms} ms into main killed the daemon: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
+    // The moments run side by side: each is a process of its own.
+    std::thread::scope(|scope| {
+        for ms in [0, 1, 2, 3, 5, 8, 13, 21] {
+            scope.spawn(move || {
+                let (mut child, port) = start_and_signal(Duration::from_millis(ms), libc::SIGHUP);
+                let started = std::time::Instant::now();
+                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                    assert!(
+                        started.elapsed() < PATIENCE,
+                        "SIGHUP at {ms} ms: never served"
+                    );
+                    if let Some(status) = child.try_wait().unwrap() {
+                        panic!("SIGHUP at {ms} ms into main killed the daemon: {status}");
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                send(child.id(), libc::SIGTERM);
+                let status = wait_exit(&mut child, Duration::from_secs(5));
+                assert_eq!(status.code(), Some(0), "SIGHUP at {ms} ms");
+            });
         }
-        send(child.id(), libc::SIGTERM);
-        let status = wait_exit(&mut child, Duration::from_secs(5));
-        assert_eq!(status.code(), Some(0), "SIGHUP at {ms} ms");
-    }
+    });
 }
 
 /// A SIGTERM during the start exits cleanly (0), not by the signal's default action.
 #[test]
 fn a_sigterm_during_start_exits_cleanly() {
-    for ms in [0, 2, 8] {
-        let (mut child, _) = start_and_signal(Duration::from_millis(ms), libc::SIGTERM);
-        let status = wait_exit(&mut child, Duration::from_secs(5));
-        assert_eq!(status.code(), Some(0), "SIGTERM at {ms} ms: {status}");
-    }
+    std::thread::scope(|scope| {
+        for ms in [0, 2, 8] {
+            scope.spawn(move || {
+                let (mut child, _) = start_and_signal(Duration::from_millis(ms), libc::SIGTERM);
+                let status = wait_exit(&mut child, Duration::from_secs(5));
+                assert_eq!(status.code(), Some(0), "SIGTERM at {ms} ms: {status}");
+            });
+        }
+    });
 }
