@@ -538,11 +538,14 @@ pub async fn run(
         Duration::ZERO
     };
     let exporter = Exporter::start_held(&config, token.clone(), transport, loader, start_hold);
-    if let Some(reloads) = reloads {
-        tokio::spawn(reload_on_request(reloads, exporter.clone(), token.clone()));
-    }
-    let served =
-        serve_until_shutdown(listeners, exporter.clone(), &config, web, token.clone()).await;
+    let served = serve(
+        listeners,
+        exporter.clone(),
+        web,
+        reloads,
+        token.clone().cancelled_owned(),
+    )
+    .await;
     token.cancel();
     if handover
         && tokio::time::timeout(Duration::ZERO, exporter.budgets.quiet())
@@ -558,6 +561,32 @@ pub async fn run(
     }
     tracing::info!("stopped");
     served
+}
+
+/// Serves `exporter` (started by the caller) on `listeners` until `shutdown` completes, with a
+/// reload for each change of `reloads`; then stops its pollers, after in-flight scrapes finish
+/// (within [`SHUTDOWN_GRACE`]). [`run`] is the start, this, and the wait for quiet; tests that
+/// need the exporter's handle (to make it poll now) call this.
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    exporter: Arc<Exporter>,
+    web: crate::http::WebOptions,
+    reloads: Option<watch::Receiver<u64>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let token = exporter.shutdown.clone();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown => cancel.cancel(),
+            () = cancel.cancelled() => {}
+        }
+    });
+    if let Some(reloads) = reloads {
+        tokio::spawn(reload_on_request(reloads, exporter.clone(), token.clone()));
+    }
+    let config = exporter.running.lock().await.config.clone();
+    serve_until_shutdown(listeners, exporter, &config, web, token).await
 }
 
 async fn serve_until_shutdown(
