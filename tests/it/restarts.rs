@@ -260,6 +260,73 @@ async fn restarts_mid_poll_never_let_two_processes_share_a_second() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Row 4, in process: SIGHUPs that arrive after the configuration was read but before the daemon
+/// runs are one reload, run once it serves (a burst coalesces); none is lost, none is fatal.
+#[tokio::test(start_paused = true)]
+async fn a_reload_requested_during_the_start_runs_once_serving() {
+    let sim = sim(1, &[(ID, KEY)]);
+    let dir = temp_dir();
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[web]\nlisten_address = \"127.0.0.1:0\"\n{POLL}{}",
+            inline("a", ID, KEY, "")
+        ),
+    )
+    .unwrap();
+    let reads = Arc::new(AtomicU32::new(0));
+    let inner = loader(&path, BTreeMap::new());
+    let counted: ConfigLoader = {
+        let reads = reads.clone();
+        Arc::new(move || {
+            reads.fetch_add(1, Ordering::SeqCst);
+            inner()
+        })
+    };
+    let config = counted().unwrap();
+    let (requests, reloads) = tokio::sync::watch::channel(0u64);
+    // Three SIGHUPs while starting.
+    for _ in 0..3 {
+        requests.send_modify(|n| *n += 1);
+    }
+    let daemon = Daemon {
+        config: config.clone(),
+        loader: Some(counted),
+        web: Default::default(),
+        reloads: Some(reloads),
+        handover: false,
+        transport: Some(Transport::service(sim.router())),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app::run(
+        app::bind(&config).await.unwrap(),
+        daemon,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let waited = tokio::time::Instant::now();
+    while reads.load(Ordering::SeqCst) < 2 {
+        assert!(
+            waited.elapsed() < PATIENCE,
+            "the requested reload never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(reads.load(Ordering::SeqCst), 2, "one reload for the burst");
+    // One more after it runs: one more reload.
+    requests.send_modify(|n| *n += 1);
+    while reads.load(Ordering::SeqCst) < 3 {
+        assert!(waited.elapsed() < PATIENCE, "the later reload never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Row 5: a `rate_limit_group` joining many accounts: the queued calls are served with work that
 /// grows with the calls (one waiter woken per freed permit), not with their square.
 #[tokio::test(start_paused = true)]
