@@ -164,6 +164,59 @@ async fn one_secret_id_read_three_ways_is_one_budget() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A key rotated between two polls a moment apart (its `secret_id_file` rewritten with the
+/// sub-account's second key): the new key joins the account's budget, so both keys together stay
+/// within the limit.
+#[tokio::test(start_paused = true)]
+async fn a_rotated_key_keeps_the_calls_of_the_last_second() {
+    let sim = sim(60, &[(ID, KEY), (ID2, KEY2)]);
+    let dir = temp_dir();
+    let (id_file, key_file) = (dir.join("id"), dir.join("key"));
+    std::fs::write(&id_file, ID).unwrap();
+    std::fs::write(&key_file, KEY).unwrap();
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{POLL}[[accounts]]\nname = \"a\"\nsecret_id_file = \"{}\"\n\
+             secret_key_file = \"{}\"\nendpoint = \"{IN_PROCESS_ENDPOINT}\"\n",
+            id_file.display(),
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let load = loader(&path, BTreeMap::new());
+    let start_at = tokio::time::Instant::now();
+    let exporter = start(&load().unwrap(), &sim, load);
+    tokio::time::timeout(PATIENCE, exporter.wait_for_polls(1))
+        .await
+        .unwrap();
+    // The files are read again a minute after the first read. Rotate before it; a poll that
+    // starts before it still signs with the old key (a call leases its keys before it queues),
+    // and the next poll, at once, with the new one: its calls share a second with the old key's.
+    tokio::time::sleep_until(start_at + Duration::from_millis(59_000)).await;
+    std::fs::write(&id_file, ID2).unwrap();
+    std::fs::write(&key_file, KEY2).unwrap();
+    poll_now(&exporter).await;
+    poll_now(&exporter).await;
+    assert!(exporter.all_up());
+    let log = sim.requests();
+    let second: Vec<_> = log
+        .iter()
+        .filter(|r| r.secret_id.as_deref() == Some(ID2))
+        .map(|r| r.at)
+        .collect();
+    assert!(!second.is_empty(), "the rotated key was never used");
+    let times: Vec<_> = log.iter().map(|r| r.at).collect();
+    let worst = max_in_any_window(&times, Duration::from_secs(1));
+    assert!(
+        worst <= LIMIT,
+        "{worst} calls of the two keys arrived in one second"
+    );
+    assert_within_limit(&sim);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Row 2: reloads mid-poll that add a `rate_limit_group`, swap two accounts' keys, and remove
 /// the account that named the group: every SecretId keeps the calls of its last second.
 #[tokio::test(start_paused = true)]
