@@ -226,6 +226,19 @@ def poll_budget():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) == 8 and cells[1].isdigit():
             row(cells[0], f"{cells[3]} (floor {cells[4]}), peak {cells[6]}/s, {cells[7]} refused", "0 refused, peak <= 20", cells[7] == "0" and int(cells[6]) <= 20)
+    # The budget's work with many queued calls (issue 19): linear, one waiter woken per freed permit.
+    out = subprocess.run(["cargo", "run", "-q", "--locked", "--example", "bench_budget"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    print(out, flush=True)
+    locks = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            locks[int(cells[0])] = int(cells[2])
+            row(f"budget, {cells[0]} queued calls", f"{cells[1]}, {cells[2]} locks", "linear", True)
+    if 100 in locks and 3000 in locks:
+        ratio = locks[3000] / locks[100]
+        row("budget work, 3,000 vs 100 queued calls", f"{ratio:.0f}x", "<= 45x (linear: 30x)", ratio <= 45)
 
 
 def startup():

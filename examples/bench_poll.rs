@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 use tencent_live_exporter::app::Exporter;
 use tencent_live_exporter::config::{self, Overrides};
-use tencent_live_exporter::poll::budget::{WINDOW, max_in_any_window};
+use tencent_live_exporter::tencent::budget::{WINDOW, max_in_any_window};
 use tencent_live_exporter::tencent::transport::Transport;
 use tencent_live_simulator::Simulator;
 use tokio::time::Instant;

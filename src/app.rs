@@ -2,7 +2,7 @@
 //!
 //! `main` and the integration tests both go through [`Exporter`], so tests drive the real daemon.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,8 +18,8 @@ use crate::config::{AccountConfig, Config, PollConfig};
 use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::store::{PairKey, Store};
 use crate::http::server::Reload;
-use crate::poll::budget::{Budget, budget_groups, budget_keys};
 use crate::poll::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
+use crate::tencent::budget::{Budgets, Plan, WINDOW};
 use crate::tencent::client::LiveClient;
 use crate::tencent::credentials::CredentialSource;
 use crate::tencent::transport::Transport;
@@ -52,6 +52,8 @@ pub struct Exporter {
     /// still reads the newest file, since it reads after them all.
     queued_reload: Mutex<Option<ReloadOutcome>>,
     telemetry_path: String,
+    /// Every request budget, kept across reloads (see [`crate::tencent::budget`]).
+    budgets: Budgets,
 }
 
 /// The outcome of a reload once it has run (`None` until then), as its callers wait for it.
@@ -60,10 +62,8 @@ type ReloadOutcome = tokio::sync::watch::Receiver<Option<Result<(), String>>>;
 struct Running {
     config: Config,
     accounts: BTreeMap<String, RunningAccount>,
-    /// Per budget key (the signing key, or `rate_limit_group`; see [`budget_groups`]), shared by
-    /// the accounts that use it and kept across restarts of their pollers and reloads, so a
-    /// reload never lets a key exceed its limit in the second around it.
-    budgets: HashMap<String, Arc<Budget>>,
+    /// Which accounts share a budget, as [`Config::budget_plan`] decided for `config`.
+    plan: Plan,
 }
 
 struct RunningAccount {
@@ -87,6 +87,23 @@ impl Exporter {
         transport: Transport,
         loader: Option<ConfigLoader>,
     ) -> Arc<Exporter> {
+        Self::start_held(config, shutdown, transport, loader, Duration::ZERO)
+    }
+
+    /// [`Exporter::start_with`], sending no Tencent call for `hold` from now: a previous
+    /// process's calls may still land in the window of this one's first (see
+    /// [`crate::tencent::budget`]).
+    pub fn start_held(
+        config: &Config,
+        shutdown: CancellationToken,
+        transport: Transport,
+        loader: Option<ConfigLoader>,
+        hold: Duration,
+    ) -> Arc<Exporter> {
+        let plan = config.budget_plan();
+        let budgets = Budgets::new(config.poll.requests_per_second, hold);
+        budgets.apply(&plan, config.poll.requests_per_second);
+        plan.log(config.poll.requests_per_second);
         let metrics = Arc::new(ExporterMetrics::new());
         let store = Arc::new(Store::new(metrics.clone(), config.poll.max_staleness));
         let exporter = Arc::new(Exporter {
@@ -98,13 +115,14 @@ impl Exporter {
             running: tokio::sync::Mutex::new(Running {
                 config: config.clone(),
                 accounts: BTreeMap::new(),
-                budgets: HashMap::new(),
+                plan,
             }),
             pairs: Mutex::new(Vec::new()),
             loader,
             reloading: tokio::sync::Mutex::new(()),
             queued_reload: Mutex::new(None),
             telemetry_path: config.web.telemetry_path.clone(),
+            budgets,
         });
         {
             // Proof: the Arc was made just above and is not shared yet; nobody else holds the lock.
@@ -114,12 +132,10 @@ impl Exporter {
                 .try_lock()
                 .expect("new exporter is unshared");
             let spread = first_poll_spread(config.poll.interval, config.accounts.len());
-            let keys = budget_keys(&config.accounts);
             for (i, account) in config.accounts.iter().enumerate() {
-                exporter.start_account(&mut running, account, &keys, spread * i as u32);
+                exporter.start_account(&mut running, account, spread * i as u32);
             }
             exporter.set_pairs(config);
-            log_budgets(config);
         }
         store.publish();
         tokio::spawn(crate::exposition::store::run_publisher(
@@ -130,25 +146,10 @@ impl Exporter {
         exporter
     }
 
-    fn start_account(
-        &self,
-        running: &mut Running,
-        account: &AccountConfig,
-        keys: &HashMap<String, String>,
-        first_delay: Duration,
-    ) {
+    fn start_account(&self, running: &mut Running, account: &AccountConfig, first_delay: Duration) {
         let poll = &running.config.poll;
-        let key = keys
-            .get(&account.name)
-            .cloned()
-            .unwrap_or_else(|| format!("account {:?}", account.name));
-        // An existing budget keeps its history; a changed limit applies to it at once.
-        let budget = running
-            .budgets
-            .entry(key)
-            .and_modify(|b| b.set_limit(poll.requests_per_second))
-            .or_insert_with(|| Arc::new(Budget::new(poll.requests_per_second)))
-            .clone();
+        // Its identity's ledger, in whichever budget the plan puts it.
+        let budget = self.budgets.account(&account.name);
         self.metrics.init_account(&account.name);
         // The configuration holds where the keys come from; the cache lives here, with the
         // account's pollers, and goes when a reload restarts them.
@@ -209,16 +210,8 @@ impl Exporter {
         let poll_changed = pollers_settings(&new.poll) != pollers_settings(&running.config.poll);
         let old_accounts = std::mem::take(&mut running.accounts);
         let mut kept = HashSet::new();
-        // Another account's change can move this one to another budget (a rate_limit_group that
-        // now joins its key): such an account restarts with the budget it now shares.
-        let (old_keys, new_keys) = (
-            budget_keys(&running.config.accounts),
-            budget_keys(&new.accounts),
-        );
         for (name, account) in old_accounts {
-            let unchanged = !poll_changed
-                && old_keys.get(&name) == new_keys.get(&name)
-                && new.accounts.contains(&account.config);
+            let unchanged = !poll_changed && new.accounts.contains(&account.config);
             if unchanged {
                 kept.insert(name.clone());
                 running.accounts.insert(name, account);
@@ -229,24 +222,25 @@ impl Exporter {
                     // Its own series (requests, errors, durations) go with it.
                     self.metrics.remove_account(&name);
                 }
-                let budget_moved = old_keys.get(&name) != new_keys.get(&name);
-                let why = reload_reason(&account.config, new_config, budget_moved);
+                let why = reload_reason(&account.config, new_config);
                 tracing::info!(account = %name, "reload: {why}; its pollers stopped");
             }
         }
-        running
-            .budgets
-            .retain(|key, _| new_keys.values().any(|k| k == key));
+        // Every permit held (the stopped pollers' included) moves to the budget that now holds
+        // its identity; kept accounts draw from their new budget at their next call.
+        let plan = new.budget_plan();
+        self.budgets.apply(&plan, new.poll.requests_per_second);
+        running.plan = plan;
         running.config = new.clone();
         let spread = first_poll_spread(new.poll.interval, new.accounts.len());
         for (i, account) in new.accounts.iter().enumerate() {
             if !kept.contains(&account.name) {
                 tracing::info!(account = %account.name, "reload: starting pollers");
-                self.start_account(&mut running, account, &new_keys, spread * i as u32);
+                self.start_account(&mut running, account, spread * i as u32);
             }
         }
         self.set_pairs(&new);
-        log_budgets(&new);
+        running.plan.log(new.poll.requests_per_second);
         let keep: HashSet<PairKey> = self
             .pairs
             .lock()
@@ -361,6 +355,11 @@ impl Exporter {
         crate::http::server::router(self.store.clone(), &self.telemetry_path, reload)
     }
 
+    /// Every request budget (the benchmark and tests read their work and permits held).
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
     /// Polls counted so far per configured pair.
     fn poll_counts(&self) -> BTreeMap<PairKey, u64> {
         let pairs = self.store.pairs();
@@ -424,7 +423,7 @@ impl Exporter {
 /// Why a reload stops an account's pollers, in the words of the log line: the account is gone,
 /// its own settings changed (naming which), or only `[poll]` changed (which restarts every
 /// account).
-fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>, budget_moved: bool) -> String {
+fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>) -> String {
     let Some(new) = new else {
         return "account removed".into();
     };
@@ -438,9 +437,7 @@ fn reload_reason(old: &AccountConfig, new: Option<&AccountConfig>, budget_moved:
     if new.rate_limit_group != old.rate_limit_group {
         changed.push("rate_limit_group");
     }
-    if changed.is_empty() && budget_moved {
-        "its request budget changed (a rate_limit_group now joins or leaves its key)".into()
-    } else if changed.is_empty() {
+    if changed.is_empty() {
         "[poll] settings changed, every account restarts".into()
     } else {
         format!("account's {} changed", changed.join(" and "))
@@ -456,22 +453,6 @@ fn pollers_settings(poll: &PollConfig) -> PollConfig {
     }
 }
 
-/// Says which accounts share a request budget (one Tencent key, or one `rate_limit_group`).
-fn log_budgets(config: &Config) {
-    for (key, names) in budget_groups(&config.accounts) {
-        if names.len() > 1 {
-            tracing::info!(
-                budget = %key,
-                accounts = ?names,
-                requests_per_second = config.poll.requests_per_second,
-                "these accounts share one request budget"
-            );
-        } else {
-            tracing::debug!(budget = %key, accounts = ?names, "request budget");
-        }
-    }
-}
-
 /// `POST /-/reload`: a reload in its own task.
 struct TaskReload(Arc<Exporter>);
 
@@ -481,18 +462,30 @@ impl Reload for TaskReload {
     }
 }
 
-/// The daemon: serve on the configured address, with the web configuration (`--web.config.file`)
-/// and connection limits in `web`, until `shutdown`.
-pub async fn run(
-    config: Config,
-    loader: Option<ConfigLoader>,
-    web: crate::http::WebOptions,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    // Registered before the socket exists: once a client can see the exporter, SIGHUP reloads.
-    #[cfg(unix)]
-    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-    // Every address is bound before anything runs: one that cannot be is a refusal to start.
+/// What the daemon runs with, apart from its listeners and its shutdown.
+pub struct Daemon {
+    /// The configuration it starts with.
+    pub config: Config,
+    /// Where a reload reads the configuration from.
+    pub loader: Option<ConfigLoader>,
+    /// TLS, basic auth and connection limits (`--web.config.file`).
+    pub web: crate::http::WebOptions,
+    /// Reload requests (SIGHUP): every change of the value after the configuration was read is
+    /// one, run once serving (a burst coalesces into at most two reloads). Requests made
+    /// before the configuration was read are in it already.
+    pub reloads: Option<watch::Receiver<u64>>,
+    /// Whether another process (a previous or next exporter) may call the same API: then the
+    /// first Tencent call waits one [`WINDOW`], and a stop
+    /// waits until no call abandoned in flight can still arrive, so that two processes' calls
+    /// never share a window. `false` with `--demo`, whose simulator is the process's own.
+    pub handover: bool,
+    /// How calls reach the API: `None` is HTTPS (reqwest, `poll.timeout`); tests give the
+    /// simulator's router ([`Transport::service`]) so that paused time drives everything.
+    pub transport: Option<Transport>,
+}
+
+/// Binds every configured address: one that cannot be bound is a refusal to start.
+pub async fn bind(config: &Config) -> anyhow::Result<Vec<TcpListener>> {
     let mut listeners = Vec::new();
     for address in &config.web.listen_addresses {
         let listener = address
@@ -501,16 +494,99 @@ pub async fn run(
             .with_context(|| format!("listening on {address}"))?;
         listeners.push(listener);
     }
-    let transport = Transport::http(config.poll.timeout).context("building the HTTP client")?;
-    let exporter = Exporter::start_with(&config, shutdown.clone(), transport, loader);
-    #[cfg(unix)]
-    match hup {
-        Ok(hup) => {
-            tokio::spawn(reload_on_sighup(hup, exporter.clone(), shutdown.clone()));
+    Ok(listeners)
+}
+
+/// The daemon: serves on `listeners` until `shutdown` completes, then stops polling, finishes
+/// in-flight scrapes (within [`SHUTDOWN_GRACE`]) and waits until no call it abandoned can still
+/// arrive at Tencent (at most `poll.timeout`), so that the next process's first call, one
+/// [`WINDOW`] after its start, never shares a window with this one's calls.
+pub async fn run(
+    listeners: Vec<TcpListener>,
+    daemon: Daemon,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown => cancel.cancel(),
+            () = cancel.cancelled() => {}
         }
-        Err(e) => tracing::warn!("cannot watch SIGHUP ({e}); reload with POST /-/reload"),
+    });
+    let Daemon {
+        config,
+        loader,
+        web,
+        reloads,
+        handover,
+        transport,
+    } = daemon;
+    let transport = match transport {
+        Some(transport) => transport,
+        None => Transport::http(config.poll.timeout).context("building the HTTP client")?,
+    };
+    let start_hold = if handover {
+        tracing::info!(
+            hold = %humantime::format_duration(WINDOW),
+            "the first Tencent call waits one window, so that a previous exporter's calls can no \
+             longer land in the same second (a stopping exporter first waits, at most \
+             poll.timeout, for its own calls abandoned in flight)"
+        );
+        WINDOW
+    } else {
+        Duration::ZERO
+    };
+    let exporter = Exporter::start_held(&config, token.clone(), transport, loader, start_hold);
+    let served = serve(
+        listeners,
+        exporter.clone(),
+        web,
+        reloads,
+        token.clone().cancelled_owned(),
+    )
+    .await;
+    token.cancel();
+    if handover
+        && tokio::time::timeout(Duration::ZERO, exporter.budgets.quiet())
+            .await
+            .is_err()
+    {
+        tracing::info!(
+            "waiting for calls abandoned in flight to time out (at most poll.timeout, {}), so \
+             that the next process never shares a second with them",
+            humantime::format_duration(config.poll.timeout)
+        );
+        exporter.budgets.quiet().await;
     }
-    serve_until_shutdown(listeners, exporter, &config, web, shutdown).await
+    tracing::info!("stopped");
+    served
+}
+
+/// Serves `exporter` (started by the caller) on `listeners` until `shutdown` completes, with a
+/// reload for each change of `reloads`; then stops its pollers, after in-flight scrapes finish
+/// (within [`SHUTDOWN_GRACE`]). [`run`] is the start, this, and the wait for quiet; tests that
+/// need the exporter's handle (to make it poll now) call this.
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    exporter: Arc<Exporter>,
+    web: crate::http::WebOptions,
+    reloads: Option<watch::Receiver<u64>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let token = exporter.shutdown.clone();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown => cancel.cancel(),
+            () = cancel.cancelled() => {}
+        }
+    });
+    if let Some(reloads) = reloads {
+        tokio::spawn(reload_on_request(reloads, exporter.clone(), token.clone()));
+    }
+    let config = exporter.running.lock().await.config.clone();
+    serve_until_shutdown(listeners, exporter, &config, web, token).await
 }
 
 async fn serve_until_shutdown(
@@ -554,21 +630,20 @@ async fn serve_until_shutdown(
         () = grace => tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after shutdown; closing them"),
     }
     exporter.stop().await;
-    tracing::info!("stopped");
     Ok(())
 }
 
-#[cfg(unix)]
-async fn reload_on_sighup(
-    mut hup: tokio::signal::unix::Signal,
+/// Runs a reload for each change of `reloads` (SIGHUP), until shutdown.
+async fn reload_on_request(
+    mut reloads: watch::Receiver<u64>,
     exporter: Arc<Exporter>,
     shutdown: CancellationToken,
 ) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            got = hup.recv() => {
-                if got.is_none() {
+            changed = reloads.changed() => {
+                if changed.is_err() {
                     return;
                 }
                 tracing::info!("SIGHUP: reloading the configuration");
@@ -580,11 +655,15 @@ async fn reload_on_sighup(
 
 /// `--once`: poll every pair once, return the exposition and whether every poll succeeded.
 /// `interrupt` (SIGTERM, SIGINT) ends the wait at once: the exposition so far, and `false`.
+/// With `handover` (as [`Daemon::handover`]) the first call waits one [`WINDOW`].
 pub async fn once(
     config: &Config,
     interrupt: CancellationToken,
+    handover: bool,
 ) -> anyhow::Result<(bytes::Bytes, bool)> {
-    let exporter = Exporter::start(config, interrupt.child_token())?;
+    let transport = Transport::http(config.poll.timeout).context("building the HTTP client")?;
+    let hold = if handover { WINDOW } else { Duration::ZERO };
+    let exporter = Exporter::start_held(config, interrupt.child_token(), transport, None, hold);
     let interrupted = tokio::select! {
         () = exporter.wait_for_polls(1) => false,
         () = interrupt.cancelled() => true,

@@ -25,6 +25,10 @@ use tencent_live_exporter::tencent::transport::Transport;
 use tencent_live_exporter::{app, http};
 
 fn main() -> ExitCode {
+    // First: SIGHUP, SIGTERM and SIGINT wait (blocked, queued by the kernel) until their
+    // handlers exist, so that one sent during start is never the default, fatal action.
+    #[cfg(unix)]
+    signals::block();
     let cli = Cli::parse();
     if cli.version {
         print!("{}", tencent_live_exporter::version_text());
@@ -54,7 +58,7 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         telemetry_path: cli.telemetry_path.clone(),
     };
     let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone())?;
+    let mut reloads = signals::handle(shutdown.clone())?;
     #[cfg(feature = "demo")]
     let demo_endpoint = if cli.demo {
         Some(demo::start_simulator(shutdown.clone()).await?)
@@ -85,6 +89,8 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         };
         Ok(config::Config::validate(raw, &overrides, &env)?)
     });
+    // A SIGHUP before this point is coalesced into the start: this reads the newest file.
+    reloads.mark_unchanged();
     let config = loader()?;
     for warning in config::permission_warnings(cli.config_file.as_deref()) {
         tracing::warn!("{warning}");
@@ -106,8 +112,13 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    // --demo's simulator is this process's own: no other process shares its windows.
+    #[cfg(feature = "demo")]
+    let handover = !cli.demo;
+    #[cfg(not(feature = "demo"))]
+    let handover = true;
     if cli.once {
-        let (text, ok) = app::once(&config, shutdown.clone()).await?;
+        let (text, ok) = app::once(&config, shutdown.clone(), handover).await?;
         shutdown.cancel();
         std::io::stdout()
             .write_all(&text)
@@ -119,7 +130,16 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
         });
     }
 
-    app::run(config, Some(loader), web, shutdown).await?;
+    let listeners = app::bind(&config).await?;
+    let daemon = app::Daemon {
+        config,
+        loader: Some(loader),
+        web,
+        reloads: Some(reloads),
+        handover,
+        transport: None,
+    };
+    app::run(listeners, daemon, shutdown.cancelled_owned()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -189,31 +209,81 @@ async fn check_credentials(config: &config::Config) -> anyhow::Result<(String, V
     Ok((report, without))
 }
 
-/// SIGTERM or SIGINT: stop polling, finish in-flight scrapes, exit 0. The handlers are
-/// registered before anything listens, so a signal that arrives early is never the default
-/// (fatal) one.
+/// Signals from the first instruction: blocked in `main` before anything else, then handled
+/// once the runtime runs. SIGTERM or SIGINT: stop polling, finish in-flight scrapes, exit 0.
+/// SIGHUP: a reload request, counted in a watch (the daemon reloads on each change).
 #[cfg(unix)]
-fn cancel_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
+mod signals {
+    use anyhow::Context as _;
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("watching SIGINT")?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    use tokio::sync::watch;
+    use tokio_util::sync::CancellationToken;
+
+    /// The signals the daemon handles.
+    fn set() -> libc::sigset_t {
+        // SAFETY: `sigemptyset` and `sigaddset` only write the set they are given, which is a
+        // valid, owned value.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGHUP);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            set
         }
-        shutdown.cancel();
-    });
-    Ok(())
+    }
+
+    /// Blocks the signals in this (the main) thread: the kernel queues them, and the runtime's
+    /// threads, created after, inherit the mask.
+    pub fn block() {
+        let set = set();
+        // SAFETY: changes the calling thread's signal mask only; `set` is valid.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+    }
+
+    /// Installs the handlers, then unblocks the signals in this thread, which receives any
+    /// queued during start. Gives the reload requests.
+    pub fn handle(shutdown: CancellationToken) -> anyhow::Result<watch::Receiver<u64>> {
+        let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("watching SIGINT")?;
+        let mut hup = signal(SignalKind::hangup()).context("watching SIGHUP")?;
+        let (requests, reloads) = watch::channel(0u64);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+            shutdown.cancel();
+        });
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                requests.send_modify(|n| *n += 1);
+            }
+        });
+        let set = set();
+        // SAFETY: as in `block`; the handlers are installed, so a queued signal is handled.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+        Ok(reloads)
+    }
 }
 
 #[cfg(not(unix))]
-fn cancel_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        shutdown.cancel();
-    });
-    Ok(())
+mod signals {
+    use tokio::sync::watch;
+    use tokio_util::sync::CancellationToken;
+
+    /// Ctrl-C stops; there is no SIGHUP (reload with `POST /-/reload`).
+    pub fn handle(shutdown: CancellationToken) -> anyhow::Result<watch::Receiver<u64>> {
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+        });
+        Ok(watch::channel(0).1)
+    }
 }
 
 fn init_logging(cli: &Cli) {

@@ -44,7 +44,9 @@
 //!
 //! [`Simulator::set_latency`] delays every API request by half a round trip before it arrives and
 //! half after its answer; [`Simulator::set_arrival_delay`] adds a random delay (seeded) before
-//! arrival, as a new connection's set-up does. The rate limit counts arrivals, as Tencent does.
+//! arrival, as a new connection's set-up does. The rate limit counts arrivals, as Tencent does:
+//! every signed arrival of a SecretId, refused ones included, so the 21st in any one-second window
+//! is refused.
 //! - A hanging request of [`Simulator::serve`] is let go (answered 503) when its `shutdown` is
 //!   cancelled, so graceful shutdown never waits on it; under [`Simulator::router`] it hangs forever.
 //!
@@ -108,7 +110,8 @@ pub const ACTION: &str = "DescribeLivePackageInfo";
 pub const VERSION: &str = "2018-08-01";
 /// The signing service name.
 pub const SERVICE: &str = "live";
-/// Default accepted requests per SecretId per sliding second (the API's documented limit).
+/// Default requests per SecretId per sliding second (the API's documented limit): the next
+/// arrival in the same second is refused, and counts.
 pub const DEFAULT_RATE_LIMIT: u32 = 20;
 /// How many request-log entries are kept (the oldest are dropped first).
 pub const LOG_CAPACITY: usize = 100_000;
@@ -184,8 +187,9 @@ struct Account {
     lists: [Vec<Value>; 3],
     bill_modes: [BillModes; 3],
     null_totals: bool,
-    /// Arrival instants of accepted requests, oldest first, within the last second.
-    accepted: VecDeque<Instant>,
+    /// Arrival instants of signed requests (refused ones too), oldest first, within the last
+    /// second.
+    arrivals: VecDeque<Instant>,
     faults: Faults,
 }
 
@@ -209,7 +213,7 @@ impl Account {
                 },
             ],
             null_totals: false,
-            accepted: VecDeque::new(),
+            arrivals: VecDeque::new(),
             faults: Faults::default(),
         }
     }

@@ -265,23 +265,25 @@ pub(super) fn answer(
         ));
     }
 
-    // Rate limit: a sliding window of one second over accepted arrivals.
+    // Rate limit, strict as Tencent's: every arrival counts, refused ones included, so the 21st
+    // call in any one-second window (by arrival) is refused.
     let window = Duration::from_secs(1);
     while account
-        .accepted
+        .arrivals
         .front()
         .is_some_and(|first| at.saturating_duration_since(*first) >= window)
     {
-        account.accepted.pop_front();
+        account.arrivals.pop_front();
     }
     let limit = usize::try_from(state.rate_limit).unwrap_or(usize::MAX);
-    if account.accepted.len() >= limit {
+    let seen = account.arrivals.len();
+    account.arrivals.push_back(at);
+    if seen >= limit {
         return Err(err(
             "RequestLimitExceeded",
             format!("Your current request rate exceeds the limit of {limit} per second."),
         ));
     }
-    account.accepted.push_back(at);
 
     // Parameters.
     let query = parse_query(parsed_body)?;

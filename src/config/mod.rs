@@ -160,8 +160,8 @@ pub struct AccountConfig {
     pub credentials: SourceSpec,
     /// Base URL the API is POSTed to.
     pub endpoint: Url,
-    /// Shares the request budget with every account of the same group, instead of keying it by
-    /// the signing key (see `crate::poll::budget::budget_key`).
+    /// Joins the request budget of every account of the same group to this one's (two keys of
+    /// one sub-account: Tencent counts per sub-account); see [`Config::budget_plan`].
     pub rate_limit_group: Option<String>,
 }
 
@@ -291,6 +291,19 @@ fn base_url(key: &str, raw: &str, hint: &str) -> Result<Url, ConfigError> {
 }
 
 impl Config {
+    /// Which accounts share a request budget: [`crate::tencent::budget::Plan`] over the
+    /// accounts, by their identity (the resolved SecretId, or the role) and `rate_limit_group`.
+    /// Reads the key files and profiles the accounts name; asks no service.
+    pub fn budget_plan(&self) -> crate::tencent::budget::Plan {
+        crate::tencent::budget::Plan::new(self.accounts.iter().map(|a| {
+            crate::tencent::budget::PlanAccount {
+                name: &a.name,
+                credentials: &a.credentials,
+                rate_limit_group: a.rate_limit_group.as_deref(),
+            }
+        }))
+    }
+
     /// Validates the raw layers. `env` supplies `TENCENTCLOUD_*` for accounts without keys.
     pub fn validate(
         raw: RawConfig,
@@ -449,7 +462,7 @@ impl Config {
                 Some("") => {
                     return Err(fault(
                         &format!("{key}.rate_limit_group"),
-                        "must not be empty; leave it out to key the budget by the SecretId",
+                        "must not be empty; leave it out to key the budget by the account's SecretId or role",
                     ));
                 }
                 group => group.map(str::to_owned),

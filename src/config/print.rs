@@ -57,9 +57,16 @@ impl Config {
             "\n# Request budgets ({} calls per second each):",
             p.requests_per_second
         );
-        for (key, names) in crate::poll::budget::budget_groups(&self.accounts) {
-            let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
-            let _ = writeln!(s, "# {}: {}", comment(&key), comment(&names.join(", ")));
+        for budget in self.budget_plan().budgets {
+            let names: Vec<String> = budget.accounts.iter().map(|n| format!("{n:?}")).collect();
+            let shared = if names.len() > 1 { " (shared)" } else { "" };
+            let _ = writeln!(
+                s,
+                "# {}{shared}: {} (counted against {})",
+                comment(&budget.name),
+                comment(&names.join(", ")),
+                comment(&budget.identities.join(", "))
+            );
         }
         s
     }

@@ -57,7 +57,7 @@ pub struct RawPoll {
     /// connect to the last byte of the answer. Default [`defaults::TIMEOUT`] (`10s`);
     /// 100ms..=10m. Env `TLE__POLL__TIMEOUT`.
     pub timeout: Option<String>,
-    /// `requests_per_second`: per signing key (or `rate_limit_group`), calls that may arrive in
+    /// `requests_per_second`: per request budget (see [`Config::budget_plan`]), calls that may arrive in
     /// any one-second window, retries included. Default [`defaults::REQUESTS_PER_SECOND`];
     /// 1..=[`API_REQUESTS_PER_SECOND`] (the API's documented 20/s). Env
     /// `TLE__POLL__REQUESTS_PER_SECOND`.
@@ -147,9 +147,8 @@ pub struct RawAccount {
     pub sts_endpoint: Option<String>,
     /// `rate_limit_group`: accounts with the same group share one request budget (set it for
     /// keys of one Tencent (sub-)account: the API counts its 20/s per API, region and
-    /// sub-account, not per key). Default none: the
-    /// budget is keyed by the signing SecretId (for `role_arn`, the source key's). Refused when
-    /// empty.
+    /// sub-account, not per key). Default none: the budget is keyed by the account's identity
+    /// (the SecretId of long-term keys, the role of temporary keys). Refused when empty.
     pub rate_limit_group: Option<String>,
 }
 

@@ -398,7 +398,7 @@ fn accounts_share_a_budget_by_signing_key_or_rate_limit_group() {
             "e",
             &format!("{}\nrate_limit_group = \"main\"", keys("AKIDfour")),
         ),
-        // AssumeRole: the source key's budget.
+        // AssumeRole: the role's budget (its temporary keys are counted against the role).
         acc(
             "f",
             &format!(
@@ -409,17 +409,27 @@ fn accounts_share_a_budget_by_signing_key_or_rate_limit_group() {
     ]
     .concat();
     let c = from_toml(&toml, &[]).unwrap();
-    let groups = crate::poll::budget::budget_groups(&c.accounts);
-    let names: Vec<Vec<&str>> = groups
+    let plan = c.budget_plan();
+    let names: Vec<Vec<&str>> = plan
+        .budgets
         .iter()
-        .map(|(_, n)| n.iter().map(String::as_str).collect())
+        .map(|b| b.accounts.iter().map(String::as_str).collect())
         .collect();
-    assert_eq!(names, [vec!["a", "b"], vec!["c", "f"], vec!["d", "e"]]);
-    assert_eq!(groups[0].0, "SecretId AKIDone");
+    assert_eq!(
+        names,
+        [vec!["a", "b"], vec!["c"], vec!["d", "e"], vec!["f"]]
+    );
+    assert_eq!(plan.budgets[0].name, "SecretId AKIDone");
+    assert_eq!(plan.budgets[3].name, "role qcs::cam::uin/1:roleName/r");
     let out = c.to_redacted_toml();
-    assert!(out.contains("# SecretId AKIDone: \"a\", \"b\""), "{out}");
     assert!(
-        out.contains("# rate_limit_group \"main\": \"d\", \"e\""),
+        out.contains(
+            "# SecretId AKIDone (shared): \"a\", \"b\" (counted against SecretId AKIDone)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("# rate_limit_group \"main\" (shared): \"d\", \"e\" (counted against SecretId AKIDthree, SecretId AKIDfour)"),
         "{out}"
     );
     assert!(out.contains("rate_limit_group = \"main\""), "{out}");

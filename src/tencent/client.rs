@@ -19,7 +19,7 @@ use super::sign::{SigningInput, authorization};
 use super::transport::{Answer, MAX_API_ANSWER_BYTES, Transport, TransportError};
 use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::packages::QueryType;
-use crate::poll::budget::Budget;
+use crate::tencent::budget::Budget;
 
 /// `X-TC-Action` of every call: the one API the exporter uses (API page, 输入参数 `Action`).
 pub const ACTION: &str = "DescribeLivePackageInfo";
@@ -133,7 +133,7 @@ pub struct LiveClient {
     credentials: CredentialSource,
     /// The request budget of the key that signs, shared by all of the account's pollers and by
     /// every other account that signs with the same key (or shares its `rate_limit_group`).
-    budget: Arc<Budget>,
+    budget: Budget,
     /// The `account` label.
     account: String,
     metrics: Arc<ExporterMetrics>,
@@ -150,7 +150,7 @@ impl LiveClient {
         transport: Transport,
         endpoint: Url,
         credentials: CredentialSource,
-        budget: Arc<Budget>,
+        budget: Budget,
         account: String,
         metrics: Arc<ExporterMetrics>,
         timeout: Duration,
@@ -235,7 +235,11 @@ impl LiveClient {
         // the timeout would have held it.
         let mut permit = self
             .budget
-            .acquire(&format!("{}/{}", self.account, query))
+            .acquire_signed(
+                &format!("{}/{}", self.account, query),
+                &credentials.secret_id,
+                credentials.token.is_some(),
+            )
             .await;
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)

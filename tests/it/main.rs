@@ -11,6 +11,7 @@ mod operator;
 mod poll;
 mod prometheus_e2e;
 mod reload;
+mod restarts;
 mod scaling;
 mod soak;
 mod status_page;

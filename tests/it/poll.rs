@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tencent_live_exporter::poll::budget::max_in_any_window;
+use tencent_live_exporter::tencent::budget::max_in_any_window;
 use tencent_live_simulator::{Fault, LoggedRequest, Simulator};
 use tokio::time::Instant;
 

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tencent_live_exporter::poll::budget::max_in_any_window;
+use tencent_live_exporter::tencent::budget::max_in_any_window;
 use tencent_live_simulator::Simulator;
 
 use crate::support::{Account, Harness, Samples};

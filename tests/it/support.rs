@@ -80,10 +80,13 @@ impl Harness {
         let mut h = Self::build(sim, accounts, poll, endpoint, shutdown, None);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         h.url = Some(format!("http://{}", listener.local_addr().unwrap()));
-        tokio::spawn(tencent_live_exporter::http::server::serve(
-            listener,
-            h.router.clone(),
-            h.shutdown.clone(),
+        // The daemon's own serving (app::serve: listeners, graceful stop), not a rebuilt one.
+        tokio::spawn(tencent_live_exporter::app::serve(
+            vec![listener],
+            h.exporter.clone(),
+            Default::default(),
+            None,
+            h.shutdown.clone().cancelled_owned(),
         ));
         h
     }

@@ -16,7 +16,7 @@ const KEY: &str = "simulator-secret-key";
 const HOST: &str = "127.0.0.1:18080";
 
 /// The most of `times` in any one `window`-long half-open window `[t, t + window)`. The same
-/// count as the exporter's `poll::budget::max_in_any_window`, here so that the simulator's tests
+/// count as the exporter's `tencent::budget::max_in_any_window`, here so that the simulator's tests
 /// need no exporter.
 fn max_in_any_window(times: &[Instant], window: Duration) -> usize {
     let mut sorted = times.to_vec();

@@ -24,20 +24,26 @@ fn a_rate_limit_group_joins_the_budget_of_its_key_not_splits_it() {
     ]
     .concat();
     let c = from_toml(&toml, &[]).unwrap();
-    let groups = crate::poll::budget::budget_groups(&c.accounts);
+    let plan = c.budget_plan();
+    let groups: Vec<(&str, Vec<&str>)> = plan
+        .budgets
+        .iter()
+        .map(|b| {
+            (
+                b.name.as_str(),
+                b.accounts.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
     assert_eq!(
         groups,
         [
-            (
-                "rate_limit_group \"cdn\"".to_owned(),
-                vec!["a".into(), "b".into(), "d".into(), "e".into()]
-            ),
-            ("SecretId AKIDother".to_owned(), vec!["c".into()]),
+            ("rate_limit_group \"cdn\"", vec!["a", "b", "d", "e"]),
+            ("SecretId AKIDother", vec!["c"]),
         ]
     );
-    let keys = crate::poll::budget::budget_keys(&c.accounts);
-    assert_eq!(keys["a"], keys["e"]);
-    assert_ne!(keys["a"], keys["c"]);
+    assert_eq!(plan.budget_of("a"), plan.budget_of("e"));
+    assert_ne!(plan.budget_of("a"), plan.budget_of("c"));
 }
 
 #[test]

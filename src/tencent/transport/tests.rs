@@ -15,7 +15,7 @@ use serde_json::json;
 use super::*;
 use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::packages::QueryType;
-use crate::poll::budget::Budget;
+use crate::tencent::budget::Budget;
 use crate::tencent::client::{ApiError, LiveClient};
 use crate::tencent::credentials::{
     AssumeRoleSpec, BaseSource, CredentialSource, Credentials, FetchContext, SourceSpec,
@@ -116,7 +116,7 @@ fn live_client(transport: Transport, credentials: CredentialSource) -> LiveClien
         transport,
         Url::parse(LIVE).unwrap(),
         credentials,
-        Arc::new(Budget::new(20)),
+        Budget::new(20),
         "acct".into(),
         Arc::new(ExporterMetrics::new()),
         Duration::from_secs(5),
