@@ -236,6 +236,12 @@ async fn the_exposition_passes_promtool_check_metrics_with_no_finding() {
         text.contains(r#"tencent_live_up{account="broken",package_type="traffic"} 0"#),
         "{text}"
     );
+    // The process collector's families go through the same writer, so promtool sees them too.
+    #[cfg(target_os = "linux")]
+    assert!(
+        text.contains("\n# TYPE process_cpu_seconds_total counter\n"),
+        "{text}"
+    );
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
