@@ -2,7 +2,9 @@
 # Checks everything under deploy/ with the tools each file is meant for:
 #   prometheus/  promtool check rules, test rules, check config
 #   alertmanager/ amtool check-config, and the routes of a critical and a warning alert
-#   systemd/     systemd-analyze verify and an offline `security` exposure bound
+#   systemd/     systemd-analyze verify and an offline `security` exposure bound; debian/'s unit
+#                is the same but for the binary's path and the system user
+#   tencent/     the CAM policies: least privilege, and a trust policy with qcs:ExternalId
 #   docker/      hadolint
 #   kubernetes/  kubectl kustomize renders the base (kustomization.yaml: every resource, the
 #                ConfigMap generated from config.toml and referenced by the Deployment);
@@ -11,7 +13,8 @@
 #                with alerts.yml, and the operator resources structurally valid)
 #   grafana/     valid JSON; the dashboard's structure; every metric name in its queries is
 #                in the README's Metrics table or a recording rule of prometheus/alerts.yml
-# Installs what is missing (Debian packages with apt-get, Python tools with pip), then runs
+# Installs what is missing, system-wide (Debian packages with apt-get, Python tools with pip into
+# the active python3: activate a venv first to keep them out of the system), then runs
 # every check even after a failure, prints each failed check with its output, and exits 1 if
 # any failed. Usage: bash deploy/check.sh (from anywhere; needs root only to install).
 set -euo pipefail
@@ -135,6 +138,23 @@ systemd_verify() {
   return "${PIPESTATUS[0]}"
 }
 check "systemd-analyze verify + security deploy/systemd/tencent-live-exporter.service" systemd_verify
+
+# The Debian package's unit is deploy/systemd's with /usr/bin and the package's system user:
+# nothing else may differ (comments aside), so the hardening checked above holds for both.
+debian_unit() {
+  local want got
+  want=$(grep -v '^#' deploy/systemd/tencent-live-exporter.service |
+    sed -e 's#/usr/local/bin/tencent-live-exporter#/usr/bin/tencent-live-exporter#' \
+      -e 's#^DynamicUser=yes$#User=tencent-live-exporter\nGroup=tencent-live-exporter#')
+  got=$(grep -v '^#' deploy/debian/tencent-live-exporter.service)
+  if [[ $want != "$got" ]]; then
+    diff <(printf '%s\n' "$want") <(printf '%s\n' "$got")
+    echo "deploy/debian/tencent-live-exporter.service drifted from deploy/systemd's unit"
+    return 1
+  fi
+  echo "the same unit but ExecStart=/usr/bin/... and User=/Group=tencent-live-exporter"
+}
+check "deploy/debian/tencent-live-exporter.service matches deploy/systemd's unit" debian_unit
 
 check "hadolint deploy/docker/Dockerfile" \
   hadolint --failure-threshold style deploy/docker/Dockerfile

@@ -89,8 +89,13 @@ pub fn logfmt_value(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A logfmt key: field names are Rust identifiers, but a key must never hold a space, `=`,
-/// `"` or control character, so any such character becomes `_`.
+/// `"` or control character, so any such character becomes `_`. A field named like one of the
+/// line's own keys (`time`, `level`, `source`, `msg`) is written `fields.<name>`, as the JSON
+/// format nests fields, so a parser never sees a key twice.
 fn logfmt_key(s: &str) -> String {
+    if matches!(s, "time" | "level" | "source" | "msg") {
+        return format!("fields.{s}");
+    }
     s.chars()
         .map(|c| {
             if c == ' ' || c == '=' || c == '"' || is_hostile(c) {
@@ -159,8 +164,8 @@ impl<'writer> FormatFields<'writer> for EscapingFields {
 }
 
 /// The `logfmt` format, promslog's shape:
-/// `time=2026-12-04T23:00:00.000Z level=warn source=src/poll/poller.rs:120 msg="…" key=value`.
-/// `time` is UTC with milliseconds; `level` is lower case; `source` is the file and line of
+/// `time=2026-12-04T23:00:00.000Z level=WARN source=src/poll/poller.rs:120 msg="…" key=value`.
+/// `time` is UTC with milliseconds; `level` is slog's upper-case name; `source` is the file and line of
 /// this crate's events, the module path (`target`) of a dependency's; the fields of the
 /// enclosing spans follow the event's own. Values are quoted as [`logfmt_value`] says.
 #[derive(Debug, Default, Clone, Copy)]
@@ -185,7 +190,8 @@ where
         let now = time::OffsetDateTime::now_utc()
             .format(TIME_FORMAT)
             .unwrap_or_default();
-        let level = meta.level().as_str().to_ascii_lowercase();
+        // slog's names, as promslog writes them: DEBUG, INFO, WARN, ERROR (and TRACE).
+        let level = meta.level().as_str();
         let source = match (meta.file(), meta.line()) {
             (Some(file), Some(line)) if meta.target().starts_with("tencent_live_exporter") => {
                 format!("{file}:{line}")

@@ -401,7 +401,7 @@ pub fn permission_warnings(file: Option<&Path>) -> Vec<String> {
         .accounts
         .unwrap_or_default()
         .iter()
-        .filter(|a| a.secret_key.is_some())
+        .filter(|a| a.secret_key.is_some() || a.external_id.is_some())
         .map(|a| format!("{:?}", a.name))
         .collect();
     if holders.is_empty() {
@@ -415,7 +415,7 @@ pub fn permission_warnings(file: Option<&Path>) -> Vec<String> {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o044 != 0 {
                 warnings.push(format!(
-                    "config file {} holds a secret_key (account {}) and other users can read it (mode {mode:04o}): \
+                    "config file {} holds a secret_key or external_id (account {}) and other users can read it (mode {mode:04o}): \
                      chmod 600 it, or use secret_key_file or another credentials source",
                     file.display(),
                     holders.join(", ")

@@ -52,7 +52,7 @@ fn logfmt_has_promslogs_shape_and_quotes_as_slog_does() {
     assert_eq!(time.len(), 24, "{time}");
     assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
     assert!(
-        rest.starts_with("level=warn source=src/logging/tests.rs:"),
+        rest.starts_with("level=WARN source=src/logging/tests.rs:"),
         "{rest}"
     );
     assert!(
@@ -65,6 +65,7 @@ fn logfmt_has_promslogs_shape_and_quotes_as_slog_does() {
     assert_eq!(logfmt_value(r#"say "hi" \ "#), r#""say \"hi\" \\ ""#);
     assert_eq!(logfmt_value("a\nb\u{1b}c\0"), r#""a\nb\x1bc\x00""#);
     assert_eq!(logfmt_key("bad key=\n"), "bad_key__");
+    assert_eq!(logfmt_key("source"), "fields.source");
 }
 
 /// Whether `out` is `lines` log lines, each starting as a real one does, and no control

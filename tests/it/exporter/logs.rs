@@ -97,7 +97,7 @@ async fn a_hostile_api_error_message_stays_one_escaped_log_line_in_every_format(
             "{format}: {report}"
         );
         if format == "logfmt" {
-            assert!(report.contains(" level=warn "), "{report}");
+            assert!(report.contains(" level=WARN "), "{report}");
             assert!(report.contains(r"\x1b[2J"), "{report}");
             assert!(report.contains(r"\x00"), "{report}");
         }
