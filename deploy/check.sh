@@ -2,7 +2,9 @@
 # Checks everything under deploy/ with the tools each file is meant for:
 #   prometheus/  promtool check rules, test rules, check config
 #   alertmanager/ amtool check-config, and the routes of a critical and a warning alert
-#   systemd/     systemd-analyze verify and an offline `security` exposure bound
+#   systemd/     systemd-analyze verify and an offline `security` exposure bound; debian/'s unit
+#                is the same but for the binary's path and the system user
+#   tencent/     the CAM policies: least privilege, and a trust policy with qcs:ExternalId
 #   docker/      hadolint
 #   kubernetes/  kubectl kustomize renders the base (kustomization.yaml: every resource, the
 #                ConfigMap generated from config.toml and referenced by the Deployment);
@@ -11,7 +13,8 @@
 #                with alerts.yml, and the operator resources structurally valid)
 #   grafana/     valid JSON (its queries, variables, units and runbook links are checked by
 #                `cargo test --test it deploy::dashboard`: it is generated from mixin/)
-# Installs what is missing (Debian packages with apt-get, Python tools with pip), then runs
+# Installs what is missing, system-wide (Debian packages with apt-get, Python tools with pip into
+# the active python3: activate a venv first to keep them out of the system), then runs
 # every check even after a failure, prints each failed check with its output, and exits 1 if
 # any failed. Usage: bash deploy/check.sh (from anywhere; needs root only to install).
 set -euo pipefail
@@ -136,6 +139,23 @@ systemd_verify() {
 }
 check "systemd-analyze verify + security deploy/systemd/tencent-live-exporter.service" systemd_verify
 
+# The Debian package's unit is deploy/systemd's with /usr/bin and the package's system user:
+# nothing else may differ (comments aside), so the hardening checked above holds for both.
+debian_unit() {
+  local want got
+  want=$(grep -v '^#' deploy/systemd/tencent-live-exporter.service |
+    sed -e 's#/usr/local/bin/tencent-live-exporter#/usr/bin/tencent-live-exporter#' \
+      -e 's#^DynamicUser=yes$#User=tencent-live-exporter\nGroup=tencent-live-exporter#')
+  got=$(grep -v '^#' deploy/debian/tencent-live-exporter.service)
+  if [[ $want != "$got" ]]; then
+    diff <(printf '%s\n' "$want") <(printf '%s\n' "$got")
+    echo "deploy/debian/tencent-live-exporter.service drifted from deploy/systemd's unit"
+    return 1
+  fi
+  echo "the same unit but ExecStart=/usr/bin/... and User=/Group=tencent-live-exporter"
+}
+check "deploy/debian/tencent-live-exporter.service matches deploy/systemd's unit" debian_unit
+
 check "hadolint deploy/docker/Dockerfile" \
   hadolint --failure-threshold style deploy/docker/Dockerfile
 
@@ -145,17 +165,30 @@ check "hadolint deploy/docker/Dockerfile" \
 kustomize_build() {
   kubectl kustomize deploy/kubernetes >"$scratch/kubernetes.yaml" || return 1
   python3 - "$scratch/kubernetes.yaml" deploy/kubernetes/config.toml "$scratch/kubernetes-core.yaml" <<'PY'
-import sys, yaml
+import glob, os, sys, yaml
 
 rendered, config_path, core_path = sys.argv[1:4]
 docs = [d for d in yaml.safe_load_all(open(rendered, encoding="utf-8")) if d]
 kinds = sorted(d["kind"] for d in docs)
-want = sorted(["ConfigMap", "Deployment", "PrometheusRule", "Service", "ServiceMonitor"])
+want = sorted(["ConfigMap", "ConfigMap", "Deployment", "PrometheusRule", "Service", "ServiceAccount",
+               "ServiceMonitor"])
 errors = []
 if kinds != want:
     errors.append(f"rendered kinds {kinds}, want {want}")
 by_kind = {d["kind"]: d for d in docs}
-cm = by_kind.get("ConfigMap", {})
+cms = [d for d in docs if d["kind"] == "ConfigMap"]
+cm = next((d for d in cms if "config.toml" in d.get("data", {})), {})
+dash_cm = next((d for d in cms if "tencent-live-packages.json" in d.get("data", {})), {})
+if dash_cm.get("metadata", {}).get("labels", {}).get("grafana_dashboard") != "1":
+    errors.append("no dashboard ConfigMap labelled grafana_dashboard: \"1\"")
+for dash in sorted(glob.glob("deploy/grafana/*.json")):
+    key = os.path.basename(dash)
+    if dash_cm.get("data", {}).get(key) != open(dash, encoding="utf-8").read():
+        errors.append(f"the dashboard ConfigMap's {key} is not {dash}: cp deploy/grafana/*.json deploy/kubernetes/dashboards/")
+sa = by_kind.get("ServiceAccount", {}).get("metadata", {}).get("name")
+pod_sa = by_kind.get("Deployment", {}).get("spec", {}).get("template", {}).get("spec", {}).get("serviceAccountName")
+if not sa or pod_sa != sa:
+    errors.append(f"the Deployment runs as ServiceAccount {pod_sa!r}, not the base's {sa!r}")
 config = open(config_path, encoding="utf-8").read()
 if cm.get("data", {}).get("config.toml") != config:
     errors.append("the ConfigMap's config.toml is not deploy/kubernetes/config.toml")
@@ -170,9 +203,9 @@ for e in errors:
     print(e)
 if errors:
     sys.exit(1)
-core = [d for d in docs if d["kind"] in ("ConfigMap", "Deployment", "Service")]
+core = [d for d in docs if d["kind"] in ("ConfigMap", "Deployment", "Service", "ServiceAccount")]
 yaml.safe_dump_all(core, open(core_path, "w", encoding="utf-8"), sort_keys=False)
-print(f"rendered {len(docs)} resources; ConfigMap {name} mounted by the Deployment")
+print(f"rendered {len(docs)} resources; ConfigMap {name} mounted by the Deployment; dashboard ConfigMap up to date")
 PY
 }
 check "kubectl kustomize deploy/kubernetes" kustomize_build
@@ -192,6 +225,27 @@ kubernetes_validate() {
 check "kubernetes-validate deploy/kubernetes (rendered) core manifests" kubernetes_validate
 check "deploy/kubernetes/generate-prometheusrule.py --check" \
   python3 deploy/kubernetes/generate-prometheusrule.py --check
+
+# The CAM policies of deploy/tencent/: the least privilege allows exactly
+# live:DescribeLivePackageInfo; the trust policy requires a qcs:ExternalId.
+cam_policies() {
+  python3 - deploy/tencent/live-readonly-policy.json deploy/tencent/reseller-trust-policy.json <<'PY'
+import json, sys
+
+policy, trust = (json.load(open(p, encoding="utf-8")) for p in sys.argv[1:3])
+errors = []
+actions = [a for s in policy["statement"] if s["effect"] == "allow" for a in s["action"]]
+if policy.get("version") != "2.0" or actions != ["live:DescribeLivePackageInfo"]:
+    errors.append(f"live-readonly-policy.json allows {actions}, not exactly live:DescribeLivePackageInfo")
+for s in trust["statement"]:
+    if s.get("action") != ["name/sts:AssumeRole"] or "qcs:ExternalId" not in s.get("condition", {}).get("string_equal", {}):
+        errors.append("reseller-trust-policy.json: a statement without sts:AssumeRole on a qcs:ExternalId condition")
+for e in errors:
+    print(e)
+sys.exit(1 if errors else 0)
+PY
+}
+check "deploy/tencent/ CAM policies" cam_policies
 
 check "python3 -m json.tool deploy/grafana/tencent-live-packages.json" \
   python3 -m json.tool deploy/grafana/tencent-live-packages.json /dev/null

@@ -62,7 +62,9 @@ pub struct Cli {
     #[arg(long = "log.level", env = "TLE_LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
 
-    /// Log format.
+    /// Log format: text (human-readable, coloured on a terminal), logfmt (promslog's
+    /// `time=… level=… source=… msg=…`) or json. Control characters in logged values are
+    /// escaped in every format.
     #[arg(long = "log.format", env = "TLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
@@ -260,11 +262,15 @@ impl LogLevel {
     }
 }
 
-/// `--log.format`: how log lines are written to stderr.
+/// `--log.format`: how log lines are written to stderr. In every format a log line is one
+/// line: control characters in values (an API's error message, a path) are escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
-    /// Human-readable lines; coloured only on a terminal without `NO_COLOR`.
+    /// Human-readable lines (the default); coloured only on a terminal without `NO_COLOR`.
     Text,
+    /// logfmt in promslog's shape (`time=… level=… source=… msg=…`), as Prometheus and its
+    /// exporters write it.
+    Logfmt,
     /// One JSON object per line (tracing-subscriber's JSON format), for log collectors.
     Json,
 }
@@ -309,6 +315,13 @@ mod tests {
         );
         assert!(c.check_config && c.once && c.demo);
         assert!(Cli::try_parse_from(["x", "--log.format", "xml"]).is_err());
+        let logfmt = Cli::try_parse_from(["x", "--log.format", "logfmt"]).unwrap();
+        assert_eq!(logfmt.log_format, LogFormat::Logfmt);
+        // The default stays the human text format.
+        assert_eq!(
+            Cli::try_parse_from(["x"]).unwrap().log_format,
+            LogFormat::Text
+        );
         assert!(!c.version);
         assert!(Cli::try_parse_from(["x", "--version"]).unwrap().version);
         assert!(Cli::try_parse_from(["x", "-V"]).unwrap().version);

@@ -24,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod exposition;
 pub mod http;
+pub mod logging;
 pub mod poll;
 pub mod tencent;
 

@@ -16,13 +16,13 @@ use anyhow::Context as _;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use tencent_live_exporter::cli::{Cli, LogFormat, log_colour};
+use tencent_live_exporter::cli::{Cli, log_colour};
 use tencent_live_exporter::config::{self, Overrides};
 #[cfg(feature = "demo")]
 use tencent_live_exporter::demo;
 use tencent_live_exporter::tencent::credentials::{CredentialSource, FetchContext};
 use tencent_live_exporter::tencent::transport::Transport;
-use tencent_live_exporter::{app, http};
+use tencent_live_exporter::{app, http, logging};
 
 fn main() -> ExitCode {
     // First: SIGHUP, SIGTERM and SIGINT wait (blocked, queued by the kernel) until their
@@ -38,7 +38,14 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tencent-live-exporter: error: {e:#}");
+            // The chain may quote a file or an API answer: no raw control byte, and a
+            // multi-line message (a TOML parse error's excerpt) indented under its first line.
+            let message = format!("{e:#}")
+                .split('\n')
+                .map(|line| logging::escape_controls(line).into_owned())
+                .collect::<Vec<_>>()
+                .join("\n  ");
+            eprintln!("tencent-live-exporter: error: {message}");
             ExitCode::from(2)
         }
     }
@@ -300,12 +307,6 @@ fn init_logging(cli: &Cli) {
         std::io::stderr().is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
     );
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let subscriber = logging::subscriber(cli.log_format, filter, colour, std::io::stderr);
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }

@@ -24,6 +24,14 @@ pub enum Fault {
     /// The API's error shape (HTTP 200) with this code and a generic message: e.g. `InternalError`,
     /// `RequestLimitExceeded`, `AuthFailure.SignatureFailure`, `ResourceNotFound.StopService`.
     ApiError(String),
+    /// The API's error shape (HTTP 200) with this code and exactly this message: e.g. a
+    /// multi-line CAM permission message, or a hostile one holding control bytes.
+    ApiErrorMessage {
+        /// The `Error.Code`.
+        code: String,
+        /// The `Error.Message`, sent as given.
+        message: String,
+    },
     /// Answer normally, but with `TotalPage`/`TotalNum`/`PageNum`/`PageSize` null this once.
     NullTotals,
     /// Before answering, remove this many packages from the front of the queried list, "front"

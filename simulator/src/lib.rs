@@ -297,7 +297,8 @@ enum Replacement {
     Hang,
     Garbage,
     Huge(usize),
-    ApiError(String),
+    /// Code and message.
+    ApiError(String, String),
 }
 
 impl Replacement {
@@ -308,7 +309,7 @@ impl Replacement {
             Replacement::Hang => "fault:hang".to_owned(),
             Replacement::Garbage => "fault:garbage".to_owned(),
             Replacement::Huge(_) => "fault:huge".to_owned(),
-            Replacement::ApiError(code) => code.clone(),
+            Replacement::ApiError(code, _) => code.clone(),
         }
     }
 }
@@ -623,8 +624,7 @@ impl Simulator {
                 Replacement::Hang => Reply::Hang,
                 Replacement::Garbage => Reply::Garbage,
                 Replacement::Huge(bytes) => Reply::Huge { bytes, request_id },
-                Replacement::ApiError(code) => {
-                    let message = format!("Simulated fault: {code}.");
+                Replacement::ApiError(code, message) => {
                     Reply::Json(error_answer(&code, &message, request_id))
                 }
             },

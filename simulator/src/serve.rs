@@ -303,7 +303,13 @@ pub(super) fn answer(
         Some(Fault::Hang) => return Ok(Answer::Replaced(Replacement::Hang)),
         Some(Fault::Garbage) => return Ok(Answer::Replaced(Replacement::Garbage)),
         Some(Fault::Huge(bytes)) => return Ok(Answer::Replaced(Replacement::Huge(bytes))),
-        Some(Fault::ApiError(code)) => return Ok(Answer::Replaced(Replacement::ApiError(code))),
+        Some(Fault::ApiError(code)) => {
+            let message = format!("Simulated fault: {code}.");
+            return Ok(Answer::Replaced(Replacement::ApiError(code, message)));
+        }
+        Some(Fault::ApiErrorMessage { code, message }) => {
+            return Ok(Answer::Replaced(Replacement::ApiError(code, message)));
+        }
         Some(Fault::Truncated) => truncated = true,
         Some(Fault::NullTotals) => null_totals = true,
         Some(Fault::ShrinkBefore(n)) => shrink_front(list, query.order, n),

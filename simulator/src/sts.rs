@@ -120,6 +120,8 @@ pub(super) struct StsState {
     by_id: HashMap<String, usize>,
     /// Role ARN → account.
     roles: HashMap<String, String>,
+    /// Role ARN → the ExternalId its trust policy requires (`qcs:ExternalId`).
+    external_ids: HashMap<String, String>,
     /// (role name, account).
     instance_role: Option<(String, String)>,
     /// Provider id → the web identity token it accepts.
@@ -136,6 +138,7 @@ impl Default for StsState {
             issued: Vec::new(),
             by_id: HashMap::new(),
             roles: HashMap::new(),
+            external_ids: HashMap::new(),
             instance_role: None,
             oidc: HashMap::new(),
             metadata_fault: None,
@@ -230,6 +233,22 @@ impl Simulator {
             .sts
             .roles
             .insert(role_arn.to_owned(), account.to_owned());
+    }
+
+    /// A CAM role as [`Self::add_role`], whose trust policy also requires `AssumeRole` to send
+    /// this `ExternalId` (the `qcs:ExternalId` condition a reseller's customer sets): a request
+    /// with none, or another, is refused with `UnauthorizedOperation` (the simulator's choice of
+    /// code), whose message never holds either value.
+    pub fn add_role_with_external_id(&self, role_arn: &str, account: &str, external_id: &str) {
+        let mut state = self.lock();
+        state
+            .sts
+            .roles
+            .insert(role_arn.to_owned(), account.to_owned());
+        state
+            .sts
+            .external_ids
+            .insert(role_arn.to_owned(), external_id.to_owned());
     }
 
     /// The role the metadata service serves (the instance's CAM role), seeing `account`'s packages.
@@ -434,6 +453,27 @@ fn sts_answer(
                     "The web identity token is invalid.",
                 ));
             }
+        }
+    }
+    if action == "AssumeRole"
+        && let Some(required) = state.sts.external_ids.get(&role_arn)
+    {
+        let sent = text("ExternalId");
+        let matches = sent
+            .as_deref()
+            .is_some_and(|s| constant_time_eq(s.as_bytes(), required.as_bytes()));
+        if !matches {
+            let what = if sent.is_some() {
+                "does not match"
+            } else {
+                "is missing"
+            };
+            return Err(err(
+                "UnauthorizedOperation",
+                format!(
+                    "The trust policy of role `{role_arn}` requires an ExternalId (qcs:ExternalId); the request's {what}."
+                ),
+            ));
         }
     }
     let Some(account) = state.sts.roles.get(&role_arn).cloned() else {

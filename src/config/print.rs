@@ -194,6 +194,9 @@ pub(super) fn write_credentials(s: &mut String, spec: &SourceSpec) {
     }
     if let Some(role) = &spec.assume_role {
         let _ = writeln!(s, "role_arn = {}", toml_string(&role.role_arn));
+        if role.external_id.is_some() {
+            let _ = writeln!(s, "external_id = \"[REDACTED]\"");
+        }
     }
     if let Some((session_name, endpoint)) = sts {
         let _ = writeln!(s, "role_session_name = {}", toml_string(session_name));

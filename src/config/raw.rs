@@ -136,6 +136,11 @@ pub struct RawAccount {
     /// keys, sessions of [`creds::STS_DURATION_SECONDS`]. Must start with `qcs::cam::` and hold no
     /// whitespace (`qcs::cam::uin/100000000001:roleName/live-readonly`).
     pub role_arn: Option<String>,
+    /// `external_id`: STS `AssumeRole`'s `ExternalId`, for a role whose trust policy requires
+    /// one (`qcs:ExternalId`, a reseller's customer account). A secret: never logged, redacted
+    /// in `--check-config`. 2 to 128 of letters, digits and `_+=,.@:/-` (STS's rule); refused
+    /// without `role_arn`. Default none (not sent).
+    pub external_id: Option<SecretString>,
     /// `role_session_name`: `RoleSessionName` of `AssumeRole` and of `oidc`'s
     /// `AssumeRoleWithWebIdentity`. Default [`creds::DEFAULT_ROLE_SESSION_NAME`]; 2 to 128 of
     /// letters, digits and `+=,.@-_` (STS's rule); refused without `role_arn` unless the source

@@ -162,6 +162,22 @@ pub(super) fn account_credentials(
             format!("{session_name:?}: 2 to 128 letters, digits or +=,.@-_"),
         ));
     }
+    // The value is never quoted in an error: it is a secret.
+    let external_id = match a.external_id.as_ref().map(|e| e.expose_secret().trim()) {
+        None => None,
+        Some(id) if creds::ExternalId::is_valid(id) => {
+            Some(creds::ExternalId(SecretString::from(id.to_owned())))
+        }
+        Some(id) => {
+            return Err(fault(
+                &k("external_id"),
+                format!(
+                    "is not an STS ExternalId: 2 to 128 letters, digits or _+=,.@:/- (this one has {} characters; its value is not shown)",
+                    id.chars().count()
+                ),
+            ));
+        }
+    };
     let assume_role = match a.role_arn.as_deref().map(str::trim) {
         None => None,
         Some(arn) if arn.starts_with("qcs::cam::") && !arn.contains(char::is_whitespace) => {
@@ -170,6 +186,7 @@ pub(super) fn account_credentials(
                 session_name: session_name.clone(),
                 sts_endpoint: sts_endpoint.clone(),
                 duration_seconds: STS_DURATION_SECONDS,
+                external_id,
             })
         }
         Some(arn) => {
@@ -181,6 +198,14 @@ pub(super) fn account_credentials(
             ));
         }
     };
+    if assume_role.is_none() && a.external_id.is_some() {
+        return Err(fault(
+            &k("external_id"),
+            format!(
+                "is sent only with AssumeRole: set role_arn too (account {name:?} has no role_arn)"
+            ),
+        ));
+    }
     if assume_role.is_none() && !matches!(kind, "oidc" | "chain") {
         for (sub, set) in [
             ("role_session_name", a.role_session_name.is_some()),
@@ -376,7 +401,7 @@ pub fn permission_warnings(file: Option<&Path>) -> Vec<String> {
         .accounts
         .unwrap_or_default()
         .iter()
-        .filter(|a| a.secret_key.is_some())
+        .filter(|a| a.secret_key.is_some() || a.external_id.is_some())
         .map(|a| format!("{:?}", a.name))
         .collect();
     if holders.is_empty() {
@@ -390,7 +415,7 @@ pub fn permission_warnings(file: Option<&Path>) -> Vec<String> {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o044 != 0 {
                 warnings.push(format!(
-                    "config file {} holds a secret_key (account {}) and other users can read it (mode {mode:04o}): \
+                    "config file {} holds a secret_key or external_id (account {}) and other users can read it (mode {mode:04o}): \
                      chmod 600 it, or use secret_key_file or another credentials source",
                     file.display(),
                     holders.join(", ")

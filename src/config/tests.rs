@@ -365,6 +365,7 @@ fn the_example_config_documents_every_account_key() {
         "role",
         "metadata_endpoint",
         "role_arn",
+        "external_id",
         "role_session_name",
         "sts_endpoint",
         "endpoint",

@@ -60,7 +60,8 @@ impl ExporterMetrics {
     /// A fresh registry of the exporter's own families: the API call counters and histogram
     /// (`tencent_live_exporter_api_*`), `…_invalid_fields_total`, `…_list_rereads_total`,
     /// `…_build_info` (1), `…_config_last_reload_successful` (1) and
-    /// `…_config_last_reload_success_timestamp_seconds` (now). One per process: counters count
+    /// `…_config_last_reload_success_timestamp_seconds` (now), and on Linux the `process_*`
+    /// families of the `prometheus` crate's process collector. One per process: counters count
     /// across polls and reloads.
     // Proven: registers constant, distinct metric definitions into a fresh registry: cannot fail (every unit test builds one).
     #[allow(clippy::expect_used)]
@@ -149,6 +150,14 @@ impl ExporterMetrics {
             .register(Box::new(duration.clone()))
             .expect("unique");
         registry.register(Box::new(build_info)).expect("unique");
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, … read
+        // from /proc/self at each gather, as every Prometheus exporter serves them.
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique");
         ExporterMetrics {
             registry,
             requests,

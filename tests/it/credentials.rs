@@ -570,3 +570,94 @@ fn poll_failed_warning(logs: &Logs) -> String {
 }
 
 mod failures;
+
+/// A reseller's role in a customer account whose trust policy requires an ExternalId: the
+/// right one assumes it, a wrong or missing one is refused with an error saying so, and neither
+/// value reaches an error, a log line, /metrics or the status page.
+#[tokio::test(start_paused = true)]
+async fn assume_role_sends_the_external_id_a_trust_policy_requires() {
+    const CUSTOMER_ROLE: &str = "qcs::cam::uin/200000000002:roleName/reseller-live-readonly";
+    const RIGHT: &str = "customer-42-6f1c0a8e";
+    const WRONG: &str = "customer-41-deadbeef";
+    let sim = sim();
+    sim.add_role_with_external_id(CUSTOMER_ROLE, TARGET.0, RIGHT);
+    let base = |external_id: Option<&str>| {
+        let mut lines = format!(
+            "secret_id = \"{}\"\nsecret_key = \"{}\"\nrole_arn = \"{CUSTOMER_ROLE}\"\nsts_endpoint = \"{STS}\"",
+            BASE.0, BASE.1
+        );
+        if let Some(id) = external_id {
+            lines.push_str(&format!("\nexternal_id = \"{id}\""));
+        }
+        lines
+    };
+    let accounts = format!(
+        "{}{}{}",
+        account("right", &base(Some(RIGHT))),
+        account("wrong", &base(Some(WRONG))),
+        account("missing", &base(None)),
+    );
+    let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
+    let dir = temp_dir();
+    let rig = Rig::start(sim, &dir, &accounts, BTreeMap::new());
+    rig.first_polls().await;
+    let m = rig.scrape().await;
+    assert_eq!(m.value(&up("right")), 1.0, "{:?}", rig.last_error("right"));
+    assert_eq!(
+        ids(&m, "right"),
+        expected("t", 5),
+        "the customer's packages"
+    );
+    let text = logs.text();
+    for (name, what) in [("wrong", "does not match"), ("missing", "is missing")] {
+        assert_eq!(m.value(&up(name)), 0.0);
+        assert_eq!(rig.last_error(name).as_deref(), Some("credentials"));
+        // The warning of this account's failed poll says which role refused and why.
+        let warning = text
+            .lines()
+            .find(|l| l.contains(&format!("account=\"{name}\"")) && l.contains("AssumeRole"))
+            .unwrap_or_else(|| panic!("no warning for {name}:\n{text}"));
+        assert!(
+            warning.contains(&format!("AssumeRole {CUSTOMER_ROLE}"))
+                && warning.contains("STS error UnauthorizedOperation")
+                && warning.contains(&format!(
+                    "requires an ExternalId (qcs:ExternalId); the request's {what}"
+                )),
+            "{name}: {warning}"
+        );
+    }
+    let mut outcomes: Vec<String> = rig
+        .sim
+        .credential_requests()
+        .into_iter()
+        .filter(|r| r.service == "AssumeRole")
+        .map(|r| r.outcome)
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        ["UnauthorizedOperation", "UnauthorizedOperation", "ok"],
+        "one AssumeRole per account"
+    );
+    let metrics = rig.get("/metrics").await;
+    let status = rig.get("/").await;
+    let debug = format!("{:?}", rig.config);
+    let errors: String = ["right", "wrong", "missing"]
+        .iter()
+        .filter_map(|a| rig.last_error(a))
+        .collect();
+    for secret in [RIGHT, WRONG] {
+        for (place, text) in [
+            ("logs", logs.text()),
+            ("/metrics", metrics.clone()),
+            ("status page", status.clone()),
+            ("Debug of the config", debug.clone()),
+            ("errors", errors.clone()),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "ExternalId {secret} in {place}:\n{text}"
+            );
+        }
+    }
+}

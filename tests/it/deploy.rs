@@ -248,6 +248,12 @@ async fn the_exposition_passes_promtool_check_metrics_with_no_finding() {
         text.contains(r#"tencent_live_up{account="broken",package_type="traffic"} 0"#),
         "{text}"
     );
+    // The process collector's families go through the same writer, so promtool sees them too.
+    #[cfg(target_os = "linux")]
+    assert!(
+        text.contains("\n# TYPE process_cpu_seconds_total counter\n"),
+        "{text}"
+    );
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -324,22 +330,45 @@ fn the_kustomize_base_renders_with_the_generated_config_map_mounted() {
         kinds,
         [
             "ConfigMap",
+            "ConfigMap",
             "Deployment",
             "PrometheusRule",
             "Service",
+            "ServiceAccount",
             "ServiceMonitor"
         ]
     );
     let of = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap();
-    let config_map = of("ConfigMap");
+    let config_map = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["data"].get("config.toml").is_some())
+        .expect("the config ConfigMap");
     assert_eq!(
         config_map["data"]["config.toml"].as_str(),
         Some(kubernetes_config().as_str())
     );
     let name = config_map["metadata"]["name"].as_str().unwrap();
     assert!(name.starts_with("tencent-live-exporter-"), "{name}");
-    let volumes = &of("Deployment")["spec"]["template"]["spec"]["volumes"];
-    assert_eq!(volumes[0]["configMap"]["name"].as_str(), Some(name));
+    let pod = &of("Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"][0]["configMap"]["name"].as_str(), Some(name));
+    // The pod runs as its own ServiceAccount (for a TKE pod identity annotation).
+    let account = of("ServiceAccount")["metadata"]["name"].as_str().unwrap();
+    assert_eq!(pod["serviceAccountName"].as_str(), Some(account));
+    // The dashboard, byte for byte, in a ConfigMap Grafana's sidecar picks up.
+    let dashboard = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["data"].get("tencent-live-packages.json").is_some())
+        .expect("the dashboard ConfigMap");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        dashboard["data"]["tencent-live-packages.json"].as_str(),
+        Some(
+            std::fs::read_to_string(repo_path("deploy/grafana/tencent-live-packages.json"))
+                .unwrap()
+                .as_str()
+        ),
+        "deploy/kubernetes/dashboards/ is a stale copy: cp deploy/grafana/*.json deploy/kubernetes/dashboards/"
+    );
     // The rules are the generated file, unchanged.
     let rule = of("PrometheusRule");
     assert!(

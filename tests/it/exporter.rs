@@ -437,4 +437,5 @@ async fn health_landing_and_content_type_over_http() {
     assert_eq!(h.get("/nope").await.status(), 404);
 }
 
+mod logs;
 mod process;

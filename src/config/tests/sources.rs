@@ -195,6 +195,53 @@ fn every_credential_fault_is_refused_naming_the_key() {
     );
 }
 
+/// `external_id` only with `role_arn`, only in STS's format, and never quoted in an error or
+/// in `Debug`.
+#[test]
+fn external_id_is_checked_and_never_shown() {
+    let cases = [
+        (
+            "secret_id = \"i\"\nsecret_key = \"k\"\nexternal_id = \"hunter2-ext\"",
+            "accounts[0].external_id: is sent only with AssumeRole: set role_arn too",
+        ),
+        (
+            "secret_id = \"i\"\nsecret_key = \"k\"\nrole_arn = \"qcs::cam::uin/1:roleName/x\"\nexternal_id = \"hunter2 ext\"",
+            "accounts[0].external_id: is not an STS ExternalId",
+        ),
+        (
+            "secret_id = \"i\"\nsecret_key = \"k\"\nrole_arn = \"qcs::cam::uin/1:roleName/x\"\nexternal_id = \"hunter2\\nERROR\"",
+            "accounts[0].external_id: is not an STS ExternalId",
+        ),
+        (
+            "secret_id = \"i\"\nsecret_key = \"k\"\nrole_arn = \"qcs::cam::uin/1:roleName/x\"\nexternal_id = \"h\"",
+            "accounts[0].external_id: is not an STS ExternalId",
+        ),
+    ];
+    for (lines, expected) in cases {
+        let e = err(&account(lines));
+        assert!(e.contains(expected), "{lines:?} gave {e:?}");
+        assert!(!e.contains("hunter2"), "the ExternalId leaked: {e}");
+    }
+    let long = "x".repeat(129);
+    let e = err(&account(&format!(
+        "secret_id = \"i\"\nsecret_key = \"k\"\nrole_arn = \"qcs::cam::uin/1:roleName/x\"\nexternal_id = \"{long}\""
+    )));
+    assert!(e.contains("129 characters"), "{e}");
+    // The longest and most varied value STS takes is taken, and stays secret in Debug.
+    let ok = format!("{}_+=,.@:/-z", "A1".repeat(59));
+    assert_eq!(ok.len(), 128);
+    let c = from_toml(
+        &account(&format!(
+            "secret_id = \"i\"\nsecret_key = \"k\"\nrole_arn = \"qcs::cam::uin/1:roleName/x\"\nexternal_id = \"{ok}\""
+        )),
+        &[],
+    )
+    .unwrap();
+    let role = c.accounts[0].credentials.assume_role.as_ref().unwrap();
+    assert!(role.external_id.is_some());
+    assert!(!format!("{c:?}").contains(&ok), "ExternalId in Debug");
+}
+
 #[test]
 fn redacted_output_of_every_source_hides_secrets_and_parses_back() {
     let key_file = temp_file_with("k", "file-secret-key");
@@ -219,7 +266,7 @@ fn redacted_output_of_every_source_hides_secrets_and_parses_back() {
     .map(|(k, v)| (k, v.to_owned()));
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let toml = format!(
-        "[[accounts]]\nname = \"inline\"\nsecret_id = \"AKIDi\"\nsecret_key = \"inline-secret-key\"\nrole_arn = \"qcs::cam::uin/2:roleName/x\"\nrole_session_name = \"sess\"\nsts_endpoint = \"http://sts.test\"\n\
+        "[[accounts]]\nname = \"inline\"\nsecret_id = \"AKIDi\"\nsecret_key = \"inline-secret-key\"\nrole_arn = \"qcs::cam::uin/2:roleName/x\"\nexternal_id = \"inline-secret-key\"\nrole_session_name = \"sess\"\nsts_endpoint = \"http://sts.test\"\n\
              [[accounts]]\nname = \"files\"\nsecret_id = \"AKIDf\"\nsecret_key_file = {:?}\n\
              [[accounts]]\nname = \"env\"\ncredentials = \"env\"\n\
              [[accounts]]\nname = \"profile\"\ncredentials = \"profile\"\n\
@@ -247,6 +294,9 @@ fn redacted_output_of_every_source_hides_secrets_and_parses_back() {
         "role = \"r\"",
         "metadata_endpoint = \"http://md.test\"",
         "role_arn = \"qcs::cam::uin/2:roleName/x\"",
+        // Redacted like a SecretKey (its value here is the SecretKey's, so that the
+        // round trip below restores both).
+        "external_id = \"[REDACTED]\"",
         "sts_endpoint = \"http://sts.test\"",
         "secret_key_file = ",
     ] {
@@ -440,7 +490,7 @@ mod fuzz {
     use super::*;
     use proptest::prelude::*;
 
-    const KEYS: [(&str, &str); 25] = [
+    const KEYS: [(&str, &str); 26] = [
         ("web", "listen_address"),
         ("web", "telemetry_path"),
         ("poll", "interval"),
@@ -463,6 +513,7 @@ mod fuzz {
         ("accounts", "role"),
         ("accounts", "metadata_endpoint"),
         ("accounts", "role_arn"),
+        ("accounts", "external_id"),
         ("accounts", "role_session_name"),
         ("accounts", "sts_endpoint"),
         ("accounts", "unknown_key"),

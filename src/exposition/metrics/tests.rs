@@ -116,6 +116,39 @@ fn the_same_package_twice_gives_one_series() {
     );
 }
 
+/// The process collector's families are on /metrics, with this process's real figures.
+#[cfg(target_os = "linux")]
+#[test]
+fn process_metrics_are_exposed_on_linux() {
+    let out = String::from_utf8(encode(&[], &ExporterMetrics::new())).unwrap();
+    for (family, kind) in [
+        ("process_cpu_seconds_total", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_virtual_memory_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+        ("process_threads", "gauge"),
+    ] {
+        assert!(
+            out.contains(&format!("\n# TYPE {family} {kind}\n")),
+            "{family} missing:\n{out}"
+        );
+    }
+    let value = |name: &str| -> f64 {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} sample:\n{out}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // A live process holds memory and files, and started after 2020 and not in the future.
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") >= 3.0);
+    let start = value("process_start_time_seconds");
+    assert!(start > 1.58e9 && start <= unix_now() + 1.0, "{start}");
+}
+
 #[test]
 fn exporter_counters_count() {
     let m = ExporterMetrics::new();

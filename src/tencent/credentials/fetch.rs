@@ -368,11 +368,14 @@ async fn assume_role(
     base: &Credentials,
     ctx: FetchContext<'_>,
 ) -> Result<(Credentials, Validity), String> {
-    let body = json!({
+    let mut body = json!({
         "RoleArn": spec.role_arn,
         "RoleSessionName": spec.session_name,
         "DurationSeconds": spec.duration_seconds,
     });
+    if let (Some(external_id), Some(fields)) = (&spec.external_id, body.as_object_mut()) {
+        fields.insert("ExternalId".into(), external_id.expose().into());
+    }
     sts_call(
         ctx,
         &spec.sts_endpoint,

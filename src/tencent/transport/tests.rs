@@ -98,6 +98,7 @@ fn assume_role() -> Option<AssumeRoleSpec> {
         session_name: "tencent-live-exporter".into(),
         sts_endpoint: Url::parse(STS).unwrap(),
         duration_seconds: 7200,
+        external_id: None,
     })
 }
 
