@@ -1378,6 +1378,7 @@ mod tests {
             session_name: "s".into(),
             sts_endpoint: "https://sts.tencentcloudapi.com".parse().unwrap(),
             duration_seconds: 7200,
+            external_id: None,
         });
         assert_eq!(identity(&role), "role qcs::cam::uin/1:roleName/r");
         let _ = std::fs::remove_dir_all(&dir);
