@@ -22,6 +22,7 @@ pub mod config;
 // `--demo` runs the Live API simulator (the `tencent-live-simulator` crate): default feature `demo`.
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod domain;
 pub mod exposition;
 pub mod http;
 pub mod poll;

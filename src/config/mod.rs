@@ -25,7 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::cli::ListenAddress;
-use crate::exposition::packages::QueryType;
+use crate::domain::QueryType;
 use crate::poll::poller::RetryPolicy;
 use crate::tencent::credentials::{
     self as creds, AssumeRoleSpec, BaseSource, ChainLink, Credentials, OidcSpec,

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use prometheus::proto::MetricFamily;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
-use crate::exposition::packages::{Package, PackageKind, QueryType, TrafficBillMode};
+use crate::domain::{Package, PackageKind, QueryType, TrafficBillMode};
 use crate::exposition::text::{Value, Writer};
 
 /// `Content-Type` of the text exposition format 0.0.4.

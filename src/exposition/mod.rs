@@ -1,5 +1,5 @@
-//! The exposition: what `/metrics` serves. `packages.rs` is the domain (a package, its kind,
-//! status and units, as the API reported them, independent of JSON and Prometheus);
+//! The exposition: what `/metrics` serves. The packages it encodes are the domain's
+//! ([`crate::domain`]);
 //! `metrics.rs` turns each (account, query type) pair's packages into series text and owns the
 //! exporter's own metrics (API calls and errors, invalid fields, reloads, build info);
 //! `store.rs` keeps each pair's last complete result and publishes the encoded, and
@@ -7,6 +7,7 @@
 //! Every byte of the text format, the exporter's own metrics included, is written by `text.rs`.
 
 pub mod metrics;
-pub mod packages;
+/// The domain types under their former path, for `http::status_page` until its rewrite lands.
+pub use crate::domain as packages;
 pub mod store;
 mod text;

@@ -23,8 +23,8 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::{Package, PackageKind, QueryType, TrafficBillMode};
 use crate::exposition::metrics::{ExporterMetrics, PairPiece, PairSeries, assemble, encode_pair};
-use crate::exposition::packages::{Package, PackageKind, QueryType, TrafficBillMode};
 use crate::poll::poller::{PollError, PollOutcome};
 
 /// The shortest time between two publishes: polls that end within it share one assembly and

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::exposition::packages::{Package, QueryType, TrafficBillMode};
+use crate::domain::{Package, QueryType, TrafficBillMode};
 use crate::tencent::client::{ApiError, LiveClient};
 use crate::tencent::models::{InvalidField, PageAnswer};
 

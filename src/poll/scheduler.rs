@@ -14,7 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::PollConfig;
-use crate::exposition::packages::QueryType;
+use crate::domain::QueryType;
 use crate::exposition::store::{Store, Transition};
 use crate::poll::poller::{Incomplete, PollError, poll_pair};
 use crate::tencent::client::{ApiError, LiveClient};

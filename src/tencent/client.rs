@@ -17,8 +17,8 @@ use super::credentials::{CredentialError, CredentialSource, FetchContext};
 use super::models::{AnswerError, PageAnswer, parse_answer};
 use super::sign::{SigningInput, authorization};
 use super::transport::{Answer, MAX_API_ANSWER_BYTES, Transport, TransportError};
+use crate::domain::QueryType;
 use crate::exposition::metrics::ExporterMetrics;
-use crate::exposition::packages::QueryType;
 use crate::poll::budget::Budget;
 
 /// `X-TC-Action` of every call: the one API the exporter uses (API page, 输入参数 `Action`).

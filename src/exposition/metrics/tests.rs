@@ -1,7 +1,7 @@
 //! Unit tests of `metrics`.
 
 use super::*;
-use crate::exposition::packages::{PackageKind, Status, Unit};
+use crate::domain::{PackageKind, Status, Unit};
 
 fn pkg(id: &str, kind: PackageKind, unit: Unit) -> Package {
     Package {

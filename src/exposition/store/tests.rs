@@ -1,7 +1,7 @@
 //! Unit tests of `store`.
 
 use super::*;
-use crate::exposition::packages::{PackageKind, Status, Unit};
+use crate::domain::{PackageKind, Status, Unit};
 use crate::tencent::client::ApiError;
 
 fn outcome(ids: &[&str]) -> PollOutcome {

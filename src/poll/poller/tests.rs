@@ -1,7 +1,7 @@
 //! Unit tests of `poller`.
 
 use super::*;
-use crate::exposition::packages::{PackageKind, Status, Unit};
+use crate::domain::{PackageKind, Status, Unit};
 use std::sync::Mutex;
 
 /// One poll of `s` as most tests want it: traffic, PageSize 10, no retries, re-reads ignored.
