@@ -18,6 +18,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 // `--demo` runs the Live API simulator (the `tencent-live-simulator` crate): default feature `demo`.
 #[cfg(feature = "demo")]

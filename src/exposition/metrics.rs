@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use prometheus::proto::MetricFamily;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
+use crate::clock::unix_now;
 use crate::domain::{Package, PackageKind, QueryType, TrafficBillMode};
 use crate::exposition::text::{Value, Writer};
 
@@ -248,13 +249,6 @@ impl Default for ExporterMetrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Index of the first package family in [`families`]; the ones before are per pair.

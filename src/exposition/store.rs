@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -23,6 +23,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::unix_now;
 use crate::domain::{Package, PackageKind, QueryType, TrafficBillMode};
 use crate::exposition::metrics::{ExporterMetrics, PairPiece, PairSeries, assemble, encode_pair};
 use crate::poll::poller::{PollError, PollOutcome};
@@ -535,13 +536,6 @@ pub async fn run_publisher(store: Arc<Store>, shutdown: CancellationToken) {
             Err(e) => tracing::error!("publishing the exposition failed: {e}"),
         }
     }
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::unix_now;
 use crate::exposition::metrics::CONTENT_TYPE;
 use crate::exposition::store::Store;
 
@@ -164,11 +165,7 @@ async fn landing(State(state): State<AppState>) -> Response {
     // Sorting and rendering every package is CPU work that grows with the accounts: it runs on
     // a blocking thread, so scrapes served by the async workers never wait behind it.
     let rendered = tokio::task::spawn_blocking(move || {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        crate::http::status_page::render(&state.store.pairs(), &state.telemetry_path, now)
+        crate::http::status_page::render(&state.store.pairs(), &state.telemetry_path, unix_now())
     })
     .await;
     match rendered {

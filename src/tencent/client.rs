@@ -7,7 +7,7 @@
 //! failure one increment of the error counter with a `code` label.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::Url;
@@ -17,6 +17,7 @@ use super::credentials::{CredentialError, CredentialSource, FetchContext};
 use super::models::{AnswerError, PageAnswer, parse_answer};
 use super::sign::{SigningInput, authorization};
 use super::transport::{Answer, MAX_API_ANSWER_BYTES, Transport, TransportError};
+use crate::clock::unix_seconds;
 use crate::domain::QueryType;
 use crate::exposition::metrics::ExporterMetrics;
 use crate::poll::budget::Budget;
@@ -237,10 +238,7 @@ impl LiveClient {
             .budget
             .acquire(&format!("{}/{}", self.account, query))
             .await;
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let timestamp = unix_seconds();
         let auth = authorization(
             &credentials.secret_id,
             credentials.key(),

@@ -4,7 +4,7 @@
 //! into JSON values and read field by field, so no parser message can quote a key or token.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::http::Request;
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use super::{
     AssumeRoleSpec, BaseSource, CredentialError, Credentials, FetchContext, OidcSpec, STS_VERSION,
     SecretIdFrom, SecretKeyFrom, SourceSpec,
 };
+use crate::clock::unix_seconds;
 use crate::tencent::client::host_header;
 use crate::tencent::sign::{SigningInput, authorization};
 use crate::tencent::transport::{Answer, TransportError};
@@ -324,7 +325,7 @@ fn temporary(
         .get(expired_field)
         .and_then(Value::as_i64)
         .ok_or_else(|| format!("{expired_field} is missing or not an integer"))?;
-    let now = unix_now();
+    let now = unix_seconds();
     if expired <= now {
         return Err(format!(
             "the credentials given expired already ({expired_field} {expired}, this host's clock says {now})"
@@ -394,7 +395,7 @@ async fn sts_call(
     signer: Option<&Credentials>,
 ) -> Result<(Credentials, Validity), String> {
     let body = body.to_string().into_bytes();
-    let timestamp = unix_now();
+    let timestamp = unix_seconds();
     let host = host_header(endpoint);
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_JSON));
@@ -457,13 +458,6 @@ async fn sts_call(
         .get("Credentials")
         .ok_or_else(|| format!("STS {endpoint}: the answer has no Credentials"))?;
     temporary(creds, response, "ExpiredTime").map_err(|e| format!("STS {endpoint}: {e}"))
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// A GET from the CVM metadata service (never through a proxy): the body of a 2xx answer.
@@ -545,7 +539,7 @@ mod tests {
 
     #[test]
     fn temporary_credentials_are_checked_field_by_field_without_quoting_them() {
-        let future = unix_now() + 1000;
+        let future = unix_seconds() + 1000;
         let ok = json!({"TmpSecretId": "AKIDtmp", "TmpSecretKey": "tmp-secret", "Token": "tok", "ExpiredTime": future});
         let (c, v) = temporary(&ok, &ok, "ExpiredTime").unwrap();
         assert_eq!(c.secret_id, "AKIDtmp");
