@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::Request;
 use bytes::Bytes;
 use reqwest::Url;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -18,15 +18,13 @@ use super::{
     SecretIdFrom, SecretKeyFrom, SourceSpec,
 };
 use crate::clock::unix_seconds;
-use crate::tencent::client::host_header;
-use crate::tencent::sign::{SigningInput, authorization};
+use crate::tencent::api3::{self, Call, host_header};
 use crate::tencent::transport::{Answer, TransportError};
 
 /// Secret and token files are small; a bigger one is not what it should be.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
 /// The region `AssumeRole` is sent to (as the SDKs' role-ARN provider does).
 const ASSUME_ROLE_REGION: &str = "ap-guangzhou";
-const CONTENT_TYPE_JSON: &str = "application/json";
 const SECURITY_CREDENTIALS: &str = "latest/meta-data/cam/security-credentials/";
 
 /// How long fetched credentials may be used.
@@ -397,45 +395,19 @@ async fn sts_call(
     let body = body.to_string().into_bytes();
     let timestamp = unix_seconds();
     let host = host_header(endpoint);
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_JSON));
-    headers.insert("X-TC-Action", HeaderValue::from_static(action));
-    headers.insert("X-TC-Version", HeaderValue::from_static(STS_VERSION));
-    headers.insert("X-TC-Timestamp", HeaderValue::from(timestamp));
-    if let Ok(region) = HeaderValue::from_str(region) {
-        headers.insert("X-TC-Region", region);
-    }
-    headers.insert(
-        "X-TC-RequestClient",
-        HeaderValue::from_static(concat!("tencent-live-exporter/", env!("CARGO_PKG_VERSION"))),
-    );
-    let auth = match signer {
-        Some(c) => {
-            let auth = authorization(
-                &c.secret_id,
-                c.key(),
-                &SigningInput {
-                    host: &host,
-                    content_type: CONTENT_TYPE_JSON,
-                    service: "sts",
-                    timestamp,
-                    body: &body,
-                },
-            );
-            if let Some(token) = c.token() {
-                let mut token = HeaderValue::from_str(token)
-                    .map_err(|_| "the session token is not a valid header value".to_owned())?;
-                token.set_sensitive(true);
-                headers.insert(HeaderName::from_static("x-tc-token"), token);
-            }
-            auth
-        }
-        None => "SKIP".to_owned(),
-    };
-    let mut auth = HeaderValue::from_str(&auth)
-        .map_err(|_| "the SecretId is not a valid header value".to_owned())?;
-    auth.set_sensitive(true);
-    headers.insert(AUTHORIZATION, auth);
+    let headers = api3::headers(
+        &Call {
+            host: &host,
+            service: "sts",
+            action,
+            version: STS_VERSION,
+            region: Some(region),
+            timestamp,
+            body: &body,
+        },
+        signer,
+    )
+    .map_err(|e| e.to_string())?;
 
     let answer = sts_post(ctx, endpoint, headers, body)
         .await
