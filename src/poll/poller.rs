@@ -14,10 +14,10 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use tokio::task::JoinSet;
 
+use crate::config::RetryPolicy;
 use crate::domain::{Package, QueryType, TrafficBillMode};
 use crate::tencent::client::{ApiError, LiveClient};
 use crate::tencent::models::{InvalidField, PageAnswer};
@@ -46,35 +46,6 @@ impl PageSource for LiveClient {
         page_size: u32,
     ) -> impl Future<Output = Result<PageAnswer, ApiError>> + Send {
         self.describe_page(query, page_num, page_size)
-    }
-}
-
-/// Retries of transient faults: exponential backoff with full jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Extra tries after the first, per page.
-    pub max_retries: u32,
-    /// Backoff cap before jitter for the first retry; doubles per retry.
-    pub backoff_base: Duration,
-    /// Upper bound of any one backoff.
-    pub backoff_max: Duration,
-}
-
-impl RetryPolicy {
-    /// No retries: the first fault of any page fails the poll.
-    pub const NONE: RetryPolicy = RetryPolicy {
-        max_retries: 0,
-        backoff_base: Duration::ZERO,
-        backoff_max: Duration::ZERO,
-    };
-
-    /// Full jitter: uniformly random in [0, min(max, base * 2^attempt)].
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self
-            .backoff_base
-            .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
-            .min(self.backoff_max);
-        cap.mul_f64(fastrand::f64())
     }
 }
 
