@@ -5,8 +5,9 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tencent_live_exporter::domain::{Package, QueryType};
-use tencent_live_exporter::exposition::metrics::{ExporterMetrics, PairSeries, encode};
+use tencent_live_exporter::exposition::metrics::{PairSeries, encode};
 use tencent_live_exporter::exposition::store::Exposition;
+use tencent_live_exporter::telemetry::ExporterMetrics;
 use tencent_live_exporter::tencent::models::parse_answer;
 use tencent_live_exporter::tencent::sign::{SigningInput, authorization};
 

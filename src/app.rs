@@ -15,11 +15,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{AccountConfig, Config, PollConfig};
-use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::store::{PairKey, Store};
 use crate::http::server::Reload;
 use crate::poll::budget::{Budget, budget_groups, budget_keys};
 use crate::poll::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
+use crate::telemetry::ExporterMetrics;
 use crate::tencent::client::LiveClient;
 use crate::tencent::credentials::CredentialSource;
 use crate::tencent::transport::Transport;

@@ -27,6 +27,7 @@ pub mod domain;
 pub mod exposition;
 pub mod http;
 pub mod poll;
+pub mod telemetry;
 pub mod tencent;
 
 /// The git revision this binary was built from (`build.rs`: 12 hex digits), or `unknown`.

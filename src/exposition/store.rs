@@ -25,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
 use crate::domain::{Package, PackageKind, QueryType, TrafficBillMode};
-use crate::exposition::metrics::{ExporterMetrics, PairPiece, PairSeries, assemble, encode_pair};
+use crate::exposition::metrics::{PairPiece, PairSeries, assemble, encode_pair};
 use crate::poll::poller::{PollError, PollOutcome};
+use crate::telemetry::ExporterMetrics;
 
 /// The shortest time between two publishes: polls that end within it share one assembly and
 /// one gzip of the exposition.

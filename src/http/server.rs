@@ -212,7 +212,7 @@ pub async fn serve_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::metrics::ExporterMetrics;
+    use crate::telemetry::ExporterMetrics;
     use axum::body::Body;
     use axum::http::{Method, Request};
     use http_body_util::BodyExt;

@@ -18,8 +18,8 @@ use super::models::{AnswerError, PageAnswer, parse_answer};
 use super::transport::{Answer, MAX_API_ANSWER_BYTES, Transport, TransportError};
 use crate::clock::unix_seconds;
 use crate::domain::QueryType;
-use crate::exposition::metrics::ExporterMetrics;
 use crate::poll::budget::Budget;
+use crate::telemetry::ExporterMetrics;
 
 /// `X-TC-Action` of every call: the one API the exporter uses (API page, 输入参数 `Action`).
 pub const ACTION: &str = "DescribeLivePackageInfo";

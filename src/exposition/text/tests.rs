@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use prometheus::{Encoder, TextEncoder};
 
 use super::*;
-use crate::exposition::metrics::ExporterMetrics;
+use crate::telemetry::ExporterMetrics;
 
 /// One parsed sample: (metric name, labels in written order, value).
 type Sample = (String, Vec<(String, String)>, f64);

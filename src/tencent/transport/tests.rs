@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::*;
 use crate::domain::QueryType;
-use crate::exposition::metrics::ExporterMetrics;
 use crate::poll::budget::Budget;
+use crate::telemetry::ExporterMetrics;
 use crate::tencent::client::{ApiError, LiveClient};
 use crate::tencent::credentials::{
     AssumeRoleSpec, BaseSource, CredentialSource, Credentials, FetchContext, SourceSpec,
