@@ -24,9 +24,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
-use crate::domain::{Package, PackageKind, QueryType, TrafficBillMode};
+use crate::domain::{Listing, Package, PackageKind, QueryType, TrafficBillMode};
 use crate::exposition::metrics::{PairPiece, PairSeries, assemble, encode_pair};
-use crate::poll::poller::{PollError, PollOutcome};
 use crate::telemetry::ExporterMetrics;
 
 /// The shortest time between two publishes: polls that end within it share one assembly and
@@ -249,7 +248,7 @@ impl Store {
         &self,
         account: &str,
         query: QueryType,
-        outcome: PollOutcome,
+        listing: Listing,
         took: Duration,
     ) -> Transition {
         self.change((account.to_owned(), query), |pair| {
@@ -262,9 +261,9 @@ impl Store {
             pair.last_success_unix = Some(unix_now());
             pair.last_success_at = Some(Instant::now());
             pair.poll_duration_seconds = Some(took.as_secs_f64());
-            pair.bill_mode = outcome.bill_mode;
-            pair.traffic_bill_modes = outcome.traffic_bill_modes;
-            pair.packages = Some(outcome.packages.into());
+            pair.bill_mode = listing.bill_mode;
+            pair.traffic_bill_modes = listing.traffic_bill_modes;
+            pair.packages = Some(listing.packages.into());
             pair.last_error = None;
             pair.last_error_detail = None;
             pair.polls += 1;
@@ -273,15 +272,17 @@ impl Store {
     }
 
     /// Records a failed poll: `up` goes to 0, the last complete list stays until it is stale.
+    /// `code` is the poll error's short code (the `last_error` the status page shows; a changed
+    /// code is a [`Transition::Changed`]), `detail` its full message.
     pub fn record_failure(
         &self,
         account: &str,
         query: QueryType,
-        error: &PollError,
+        code: String,
+        detail: String,
         took: Duration,
     ) -> Transition {
         self.change((account.to_owned(), query), |pair| {
-            let code = error.code();
             let transition =
                 if pair.polls > 0 && !pair.up && pair.last_error.as_deref() == Some(&code) {
                     Transition::Unchanged
@@ -291,7 +292,7 @@ impl Store {
             pair.up = false;
             pair.poll_duration_seconds = Some(took.as_secs_f64());
             pair.last_error = Some(code);
-            pair.last_error_detail = Some(error.to_string());
+            pair.last_error_detail = Some(detail);
             pair.polls += 1;
             transition
         })

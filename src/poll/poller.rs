@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::task::JoinSet;
 
 use crate::config::RetryPolicy;
-use crate::domain::{Package, QueryType, TrafficBillMode};
+use crate::domain::{Listing, Package, QueryType, TrafficBillMode};
 use crate::tencent::client::{ApiError, LiveClient};
 use crate::tencent::models::{InvalidField, PageAnswer};
 
@@ -66,6 +66,17 @@ pub struct PollOutcome {
     pub invalid_fields: Vec<InvalidField>,
     /// Times the list was read again before it came complete.
     pub rereads: u32,
+}
+
+impl PollOutcome {
+    /// The list itself, without the poll's counts: what the store keeps.
+    pub fn into_listing(self) -> Listing {
+        Listing {
+            packages: self.packages,
+            bill_mode: self.bill_mode,
+            traffic_bill_modes: self.traffic_bill_modes,
+        }
+    }
 }
 
 /// Why a read of the list was incomplete: the list moved while it was read.
