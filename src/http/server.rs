@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::unix_now;
 use crate::exposition::metrics::CONTENT_TYPE;
 use crate::exposition::store::Store;
+use crate::http::serve::PathRules;
 
 /// Something that re-reads the configuration (the exporter; a stub in tests).
 pub trait Reload: Send + Sync + 'static {
@@ -33,7 +34,19 @@ struct AppState {
     reload: Arc<dyn Reload>,
 }
 
-/// The exporter's routes. Other methods on these paths get 405 (axum's method router).
+/// The liveness / readiness probe: never rate limited, so other clients cannot starve it.
+pub const HEALTH_PATH: &str = "/healthz";
+/// `POST` here reloads the configuration.
+pub const RELOAD_PATH: &str = "/-/reload";
+
+/// The routes' word to the web layer: `POST` only on [`RELOAD_PATH`], GET and HEAD elsewhere;
+/// [`HEALTH_PATH`] never rate limited.
+pub const PATH_RULES: PathRules = PathRules {
+    post: &[RELOAD_PATH],
+    unlimited: &[HEALTH_PATH],
+};
+
+/// The exporter's routes. Other methods on these paths get 405 ([`PATH_RULES`]).
 pub fn router(store: Arc<Store>, telemetry_path: &str, reload: Arc<dyn Reload>) -> Router {
     let state = AppState {
         store,
@@ -43,8 +56,8 @@ pub fn router(store: Arc<Store>, telemetry_path: &str, reload: Arc<dyn Reload>) 
     Router::new()
         .route(telemetry_path, get(metrics))
         .route("/", get(landing))
-        .route("/healthz", get(healthz))
-        .route("/-/reload", post(reload_config))
+        .route(HEALTH_PATH, get(healthz))
+        .route(RELOAD_PATH, post(reload_config))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -151,9 +164,9 @@ async fn not_found(State(state): State<AppState>, uri: axum::http::Uri) -> Respo
     (StatusCode::NOT_FOUND, body).into_response()
 }
 
-/// A known path with the wrong method: the gate's 405 (`serve::method_not_allowed`).
+/// A known path with the wrong method: the gate's 405 ([`PathRules::method_not_allowed`]).
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    super::serve::method_not_allowed(&method, uri.path())
+    PATH_RULES.method_not_allowed(&method, uri.path())
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -206,7 +219,7 @@ pub async fn serve_with(
     web: crate::http::WebOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    crate::http::serve::serve(listener, router, web, shutdown).await
+    crate::http::serve::serve(listener, router, PATH_RULES, web, shutdown).await
 }
 
 #[cfg(test)]
@@ -317,7 +330,7 @@ mod tests {
         assert_eq!(resp.headers()[header::ALLOW], "POST");
     }
 
-    /// `serve::method_not_allowed` is the one 405 answer: every 405 the router gives, on any
+    /// `PATH_RULES.method_not_allowed` is the one 405 answer: every 405 the router gives, on any
     /// path and method, is byte for byte the one the gate gives (status, `Allow`, body), never
     /// axum's own (whose `Allow` reads `GET,HEAD` and whose body is empty).
     #[tokio::test]
@@ -347,7 +360,7 @@ mod tests {
                 if resp.status() != StatusCode::METHOD_NOT_ALLOWED {
                     continue;
                 }
-                let want = crate::http::serve::method_not_allowed(&method, path);
+                let want = PATH_RULES.method_not_allowed(&method, path);
                 assert_eq!(
                     resp.headers().get(header::ALLOW),
                     want.headers().get(header::ALLOW),
