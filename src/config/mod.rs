@@ -15,30 +15,23 @@
 //! - `print.rs`: `--check-config`'s TOML, secrets redacted.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write as _;
-
 use std::path::Path;
 use std::time::Duration;
 
 use reqwest::Url;
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 
 use crate::cli::ListenAddress;
 use crate::domain::QueryType;
-use crate::tencent::credentials::{
-    self as creds, AssumeRoleSpec, BaseSource, ChainLink, Credentials, OidcSpec,
-    STS_DURATION_SECONDS, SecretIdFrom, SecretKeyFrom, SourceSpec,
-};
+use crate::tencent::credentials::SourceSpec;
 
 mod print;
 mod raw;
 mod sources;
 
 pub use print::comment;
-pub use raw::*;
+pub use raw::{OneOrMany, Overrides, RawAccount, RawConfig, RawPoll, RawWeb, load_raw};
+use sources::account_credentials;
 pub use sources::permission_warnings;
-use sources::*;
 
 /// Defaults; `config.example.toml` documents the same values and a test keeps them equal.
 /// Durations and addresses are strings as written in the file, parsed by the same code.

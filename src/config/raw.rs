@@ -1,7 +1,13 @@
 //! The raw layers: exactly what the TOML file and the `TLE__SECTION__KEY` environment say,
 //! unknown keys refused, before validation.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::ConfigError;
 
 // ---------------------------------------------------------------------------------------------
 // Raw layer: exactly what the file and environment say, unknown keys refused.
