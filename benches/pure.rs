@@ -88,7 +88,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| encode(black_box(&pairs), &metrics))
         });
         g.bench_with_input(BenchmarkId::new("text + gzip", n), &n, |b, _| {
-            b.iter(|| Exposition::new(encode(black_box(&pairs), &metrics)))
+            b.iter(|| Exposition::new(encode(black_box(&pairs), &metrics).into()))
         });
     }
     g.finish();

@@ -593,7 +593,7 @@ pub async fn once(
         tracing::warn!("interrupted before every poll finished; printing what there is");
     }
     let ok = !interrupted && exporter.all_up();
-    let text = exporter.store().exposition().text.clone();
+    let text = bytes::Bytes::from(exporter.store().exposition().text.to_vec());
     exporter.stop().await;
     Ok((text, ok))
 }

@@ -6,6 +6,8 @@
 
 use std::collections::HashSet;
 
+use bytes::Bytes;
+
 use crate::domain::{Package, PackageKind, QueryType, TrafficBillMode};
 use crate::exposition::text::{Value, Writer};
 use crate::telemetry::ExporterMetrics;
@@ -164,22 +166,27 @@ fn families() -> [(&'static str, String); FAMILY_COUNT] {
 /// what a poll changes. [`assemble`] joins the pieces of all pairs into the exposition.
 #[derive(Debug, Clone, Default)]
 pub struct PairPiece {
-    /// The sample lines of every family, one after the other.
-    buf: Vec<u8>,
+    /// The sample lines of every family, one after the other; shared, not copied, by the
+    /// [`Assembled`] expositions that show them.
+    buf: Bytes,
     /// Where each family's lines end in `buf` (they begin where the previous one ends).
     ends: [usize; FAMILY_COUNT],
 }
 
 impl PairPiece {
     /// The sample lines of family `i` (in [`families`] order).
-    fn family(&self, i: usize) -> &[u8] {
+    fn family(&self, i: usize) -> Bytes {
         let start = i
             .checked_sub(1)
             .and_then(|j| self.ends.get(j))
             .copied()
             .unwrap_or(0);
         let end = self.ends.get(i).copied().unwrap_or(start);
-        self.buf.get(start..end).unwrap_or_default()
+        if start <= end && end <= self.buf.len() {
+            self.buf.slice(start..end)
+        } else {
+            Bytes::new()
+        }
     }
 
     /// Bytes of sample lines this piece holds.
@@ -267,31 +274,137 @@ pub fn encode_pair(pair: &PairSeries<'_>, skip: &dyn Fn(PackageKind, &str) -> bo
         }
     }
     PairPiece {
-        buf: w.into_bytes(),
+        buf: Bytes::from(w.into_bytes()),
         ends,
+    }
+}
+
+/// The assembled exposition: a chain of byte segments, held once. A pair's lines of a family
+/// that are at least [`SHARE_AT`] long are the pair's piece itself (a reference, not a copy);
+/// headers, the exporter's own metrics and small pairs' lines are copied into segments of about
+/// [`CHUNK`], so a scrape is written in few, large chunks.
+#[derive(Debug, Clone, Default)]
+pub struct Assembled {
+    segments: Vec<Bytes>,
+    len: usize,
+}
+
+/// Lines of one pair's family from this length on are shared with its piece, not copied.
+pub const SHARE_AT: usize = 16 * 1024;
+/// The size copied bytes are gathered into before they become a segment.
+pub const CHUNK: usize = 64 * 1024;
+
+impl Assembled {
+    /// Bytes of the exposition.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was assembled yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The segments, in order: the exposition is their concatenation.
+    pub fn segments(&self) -> &[Bytes] {
+        &self.segments
+    }
+
+    /// The exposition as one contiguous copy (`--once`, tests).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        for s in &self.segments {
+            out.extend_from_slice(s);
+        }
+        out
+    }
+}
+
+impl From<Vec<u8>> for Assembled {
+    /// An exposition encoded in one piece ([`encode`]).
+    fn from(text: Vec<u8>) -> Self {
+        Assembled {
+            len: text.len(),
+            segments: if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![Bytes::from(text)]
+            },
+        }
+    }
+}
+
+/// Builds an [`Assembled`]: large shared segments as they are, small ones gathered.
+#[derive(Default)]
+struct Chain {
+    segments: Vec<Bytes>,
+    small: Vec<u8>,
+    len: usize,
+}
+
+impl Chain {
+    fn copy(&mut self, bytes: &[u8]) {
+        if self.small.is_empty() {
+            self.small.reserve_exact(CHUNK + SHARE_AT);
+        }
+        self.small.extend_from_slice(bytes);
+        self.len += bytes.len();
+        if self.small.len() >= CHUNK {
+            self.flush();
+        }
+    }
+
+    fn share(&mut self, bytes: Bytes) {
+        if bytes.len() < SHARE_AT {
+            self.copy(&bytes);
+        } else {
+            self.flush();
+            self.len += bytes.len();
+            self.segments.push(bytes);
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.small.is_empty() {
+            self.segments
+                .push(Bytes::from(std::mem::take(&mut self.small)));
+        }
+    }
+
+    fn finish(mut self) -> Assembled {
+        self.flush();
+        Assembled {
+            segments: self.segments,
+            len: self.len,
+        }
     }
 }
 
 /// Joins pair pieces into the exposition: family by family, each with its HELP and TYPE once
 /// (a family no piece has samples of is left out), then the exporter's own metrics, gathered
 /// from their registry and written by the same `text::Writer` (the one owner of the text
-/// format). `size_hint` is the previous exposition's length, so the buffer is allocated once.
-/// Copies bytes only.
+/// format). The pieces' lines are shared where large ([`Assembled`]): the exposition and the
+/// pieces it is made of are held once.
 pub fn assemble<'a>(
     pieces: impl Iterator<Item = &'a PairPiece> + Clone,
     exporter: &ExporterMetrics,
-    size_hint: usize,
-) -> Vec<u8> {
-    let mut w = Writer::with_capacity(size_hint + size_hint / 16 + 4096);
+) -> Assembled {
+    let mut chain = Chain::default();
     for (i, (name, help)) in families().iter().enumerate() {
-        w.family(name, help, "gauge");
-        for piece in pieces.clone() {
-            w.lines(piece.family(i));
+        if pieces.clone().all(|p| p.family(i).is_empty()) {
+            continue;
         }
-        w.end_family();
+        let mut w = Writer::with_capacity(256);
+        w.family(name, help, "gauge");
+        chain.copy(&w.into_bytes());
+        for piece in pieces.clone() {
+            chain.share(piece.family(i));
+        }
     }
+    let mut w = Writer::with_capacity(4096);
     w.metric_families(&exporter.gather());
-    w.into_bytes()
+    chain.copy(&w.into_bytes());
+    chain.finish()
 }
 
 /// Encodes the whole exposition at once: per-pair state, package series, then the exporter's
@@ -308,7 +421,7 @@ pub fn encode(pairs: &[PairSeries<'_>], exporter: &ExporterMetrics) -> Vec<u8> {
             piece
         })
         .collect();
-    assemble(pieces.iter(), exporter, 0)
+    assemble(pieces.iter(), exporter).to_vec()
 }
 
 #[cfg(test)]

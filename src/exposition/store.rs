@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
 use crate::domain::{Listing, Package, PackageKind, QueryType, TrafficBillMode};
-use crate::exposition::metrics::{PairPiece, PairSeries, assemble, encode_pair};
+use crate::exposition::metrics::{Assembled, PairPiece, PairSeries, assemble, encode_pair};
 use crate::telemetry::ExporterMetrics;
 
 /// The shortest time between two publishes: polls that end within it share one assembly and
@@ -91,18 +91,18 @@ impl PairState {
 pub struct Exposition {
     /// The text exposition format 0.0.4
     /// ([`CONTENT_TYPE`](crate::exposition::metrics::CONTENT_TYPE)), for clients that do not
-    /// accept gzip.
-    pub text: Bytes,
+    /// accept gzip: segments shared with the pairs' pieces, not a second copy of them.
+    pub text: Assembled,
     /// `text` gzip-compressed, for clients that accept it (Prometheus does).
     pub gzip: Bytes,
 }
 
 impl Exposition {
-    /// Wraps an encoded exposition and gzips it (level 1) once, here, so no scrape compresses.
-    pub fn new(text: Vec<u8>) -> Self {
+    /// Wraps an assembled exposition and gzips it (level 1) once, here, so no scrape compresses.
+    pub fn new(text: Assembled) -> Self {
         let gzip = gzip(&text);
         Exposition {
-            text: text.into(),
+            text,
             gzip: gzip.into(),
         }
     }
@@ -112,14 +112,15 @@ impl Exposition {
 /// fraction of the default level's CPU.
 // Proven: compressing into a `Vec`, an infallible writer.
 #[allow(clippy::expect_used)]
-fn gzip(text: &[u8]) -> Vec<u8> {
+fn gzip(text: &Assembled) -> Vec<u8> {
     use std::io::Write as _;
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(text.len() / 8 + 64),
         flate2::Compression::fast(),
     );
-    encoder
-        .write_all(text)
+    text.segments()
+        .iter()
+        .try_for_each(|s| encoder.write_all(s))
         .and_then(|()| encoder.finish())
         .expect("compressing into memory cannot fail")
 }
@@ -414,8 +415,7 @@ impl Store {
             }
         }
         let ordered = ordered_pieces(&snapshot, &pieces.by_pair);
-        let hint = self.published.load().exposition.text.len();
-        let text = assemble(ordered.iter().map(|p| &**p), &self.metrics, hint);
+        let text = assemble(ordered.iter().map(|p| &**p), &self.metrics);
         let exposition = Arc::new(Exposition::new(text));
         self.published.store(Arc::new(Published {
             exposition,

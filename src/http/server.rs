@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
 use crate::exposition::metrics::CONTENT_TYPE;
-use crate::exposition::store::Store;
+use crate::exposition::store::{Exposition, Store};
 use crate::http::serve::PathRules;
 
 /// Something that re-reads the configuration (the exporter; a stub in tests).
@@ -94,9 +95,53 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
                 (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
                 (header::VARY, HeaderValue::from_static("Accept-Encoding")),
             ],
-            exposition.text.clone(),
+            Body::new(Segments::new(exposition)),
         )
             .into_response()
+    }
+}
+
+/// The plain exposition as a response body: its segments in order, one frame each, with the
+/// exact length (so `Content-Length` is set), straight from the published bytes, no copy.
+struct Segments {
+    exposition: Arc<Exposition>,
+    next: usize,
+    remaining: u64,
+}
+
+impl Segments {
+    fn new(exposition: Arc<Exposition>) -> Self {
+        let remaining = exposition.text.len() as u64;
+        Segments {
+            exposition,
+            next: 0,
+            remaining,
+        }
+    }
+}
+
+impl hyper::body::Body for Segments {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let segment = self.exposition.text.segments().get(self.next).cloned();
+        self.next += 1;
+        if let Some(s) = &segment {
+            self.remaining = self.remaining.saturating_sub(s.len() as u64);
+        }
+        std::task::Poll::Ready(segment.map(|s| Ok(hyper::body::Frame::data(s))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.next >= self.exposition.text.segments().len()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.remaining)
     }
 }
 

@@ -162,6 +162,50 @@ fn removing_an_account_removes_all_its_own_series_and_only_its() {
     }
 }
 
+/// The assembled exposition holds a large pair's lines once: its segments are the piece's own
+/// memory, not a copy, and their concatenation is byte for byte the one-piece encoding.
+#[test]
+fn assembly_shares_a_large_pairs_lines_instead_of_copying_them() {
+    let list: Vec<Package> = (0..1000)
+        .map(|i| pkg(&format!("p{i}"), PackageKind::Traffic, Unit::Bytes))
+        .collect();
+    let pair = PairSeries {
+        account: "a",
+        query: QueryType::Traffic,
+        up: true,
+        last_success_unix: Some(1.0),
+        poll_duration_seconds: None,
+        bill_mode: None,
+        traffic_bill_modes: &[],
+        packages: Some(&list),
+    };
+    let m = ExporterMetrics::new();
+    let piece = encode_pair(&pair, &|_, _| false);
+    let assembled = assemble(std::iter::once(&piece), &m);
+    assert_eq!(assembled.to_vec(), encode(std::slice::from_ref(&pair), &m));
+    assert_eq!(assembled.len(), assembled.to_vec().len());
+    let (start, end) = (
+        piece.buf.as_ptr() as usize,
+        piece.buf.as_ptr() as usize + piece.len(),
+    );
+    let shared: usize = assembled
+        .segments()
+        .iter()
+        .filter(|s| (start..end).contains(&(s.as_ptr() as usize)))
+        .map(|s| s.len())
+        .sum();
+    assert!(
+        shared * 10 >= piece.len() * 9,
+        "{shared} of {} bytes shared",
+        piece.len()
+    );
+    assert!(
+        assembled.segments().len() < 2 * FAMILY_COUNT,
+        "{}",
+        assembled.segments().len()
+    );
+}
+
 /// (account index, query index, up, [(package id, kind index)]).
 type PairSpec = (usize, usize, bool, Vec<(u8, usize)>);
 
