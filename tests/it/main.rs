@@ -15,4 +15,5 @@ mod scaling;
 mod soak;
 mod status_page;
 mod support;
+mod tidy;
 mod web;
