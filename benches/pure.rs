@@ -4,9 +4,10 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tencent_live_exporter::exposition::metrics::{ExporterMetrics, PairSeries, encode};
-use tencent_live_exporter::exposition::packages::{Package, QueryType};
+use tencent_live_exporter::domain::{Package, QueryType};
+use tencent_live_exporter::exposition::metrics::{PairSeries, encode};
 use tencent_live_exporter::exposition::store::Exposition;
+use tencent_live_exporter::telemetry::ExporterMetrics;
 use tencent_live_exporter::tencent::models::parse_answer;
 use tencent_live_exporter::tencent::sign::{SigningInput, authorization};
 
@@ -87,7 +88,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| encode(black_box(&pairs), &metrics))
         });
         g.bench_with_input(BenchmarkId::new("text + gzip", n), &n, |b, _| {
-            b.iter(|| Exposition::new(encode(black_box(&pairs), &metrics)))
+            b.iter(|| Exposition::new(encode(black_box(&pairs), &metrics).into()))
         });
     }
     g.finish();

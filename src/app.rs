@@ -15,10 +15,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{AccountConfig, Config, PollConfig};
-use crate::exposition::metrics::ExporterMetrics;
 use crate::exposition::store::{PairKey, Store};
 use crate::http::server::Reload;
 use crate::poll::scheduler::{AccountPollers, first_poll_spread, sweep_staleness};
+use crate::telemetry::ExporterMetrics;
 use crate::tencent::budget::{Budgets, Plan, WINDOW};
 use crate::tencent::client::LiveClient;
 use crate::tencent::credentials::CredentialSource;
@@ -672,7 +672,7 @@ pub async fn once(
         tracing::warn!("interrupted before every poll finished; printing what there is");
     }
     let ok = !interrupted && exporter.all_up();
-    let text = exporter.store().exposition().text.clone();
+    let text = bytes::Bytes::from(exporter.store().exposition().text.to_vec());
     exporter.stop().await;
     Ok((text, ok))
 }

@@ -18,14 +18,17 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 // `--demo` runs the Live API simulator (the `tencent-live-simulator` crate): default feature `demo`.
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod domain;
 pub mod exposition;
 pub mod http;
 pub mod logging;
 pub mod poll;
+pub mod telemetry;
 pub mod tencent;
 
 /// The git revision this binary was built from (`build.rs`: 12 hex digits), or `unknown`.

@@ -15,31 +15,23 @@
 //! - `print.rs`: `--check-config`'s TOML, secrets redacted.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write as _;
-
 use std::path::Path;
 use std::time::Duration;
 
 use reqwest::Url;
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 
 use crate::cli::ListenAddress;
-use crate::exposition::packages::QueryType;
-use crate::poll::poller::RetryPolicy;
-use crate::tencent::credentials::{
-    self as creds, AssumeRoleSpec, BaseSource, ChainLink, Credentials, OidcSpec,
-    STS_DURATION_SECONDS, SecretIdFrom, SecretKeyFrom, SourceSpec,
-};
+use crate::domain::QueryType;
+use crate::tencent::credentials::SourceSpec;
 
 mod print;
 mod raw;
 mod sources;
 
 pub use print::comment;
-pub use raw::*;
+pub use raw::{OneOrMany, Overrides, RawAccount, RawConfig, RawPoll, RawWeb, load_raw};
+use sources::account_credentials;
 pub use sources::permission_warnings;
-use sources::*;
 
 /// Defaults; `config.example.toml` documents the same values and a test keeps them equal.
 /// Durations and addresses are strings as written in the file, parsed by the same code.
@@ -127,6 +119,36 @@ pub struct ListenConfig {
     pub listen_addresses: Vec<ListenAddress>,
     /// Where `/metrics` is served; starts with `/`.
     pub telemetry_path: String,
+}
+
+/// Retries of transient faults (`poll.max_retries`, `poll.backoff_base`, `poll.backoff_max`):
+/// exponential backoff with full jitter, applied per page by the poller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Extra tries after the first, per page.
+    pub max_retries: u32,
+    /// Backoff cap before jitter for the first retry; doubles per retry.
+    pub backoff_base: Duration,
+    /// Upper bound of any one backoff.
+    pub backoff_max: Duration,
+}
+
+impl RetryPolicy {
+    /// No retries: the first fault of any page fails the poll.
+    pub const NONE: RetryPolicy = RetryPolicy {
+        max_retries: 0,
+        backoff_base: Duration::ZERO,
+        backoff_max: Duration::ZERO,
+    };
+
+    /// Full jitter: uniformly random in [0, min(max, base * 2^attempt)].
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self
+            .backoff_base
+            .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
+            .min(self.backoff_max);
+        cap.mul_f64(fastrand::f64())
+    }
 }
 
 /// How every account is polled (`[poll]`); each value within the bounds [`RawPoll`] lists.

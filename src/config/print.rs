@@ -1,7 +1,15 @@
 //! `--check-config`: the effective configuration printed as TOML that parses back, secrets
 //! redacted, strings escaped by the `toml` crate.
 
-use super::*;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use super::{Config, ENV_SECRET_ID, ENV_SECRET_KEY};
+use crate::tencent::credentials::{
+    BaseSource, Credentials, SecretIdFrom, SecretKeyFrom, SourceSpec,
+};
 
 impl Config {
     /// The effective configuration as TOML, secrets redacted (`--check-config`).

@@ -2,7 +2,21 @@
 //! paths, TKE variables and role ARN shapes, resolved into [`SourceSpec`]s (no I/O but reading
 //! the environment map given); and the permission warnings for a file that holds a secret.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{
+    CREDENTIAL_SOURCES, ConfigError, ENV_CREDENTIALS_FILE, ENV_SECRET_ID, ENV_SECRET_KEY,
+    ENV_TKE_PROVIDER_ID, ENV_TKE_REGION, ENV_TKE_ROLE_ARN, ENV_TKE_WEB_IDENTITY_TOKEN_FILE,
+    ENV_TOKEN, RawAccount, base_url, fault, load_raw,
+};
+use crate::tencent::credentials::{
+    self as creds, AssumeRoleSpec, BaseSource, ChainLink, Credentials, OidcSpec,
+    STS_DURATION_SECONDS, SecretIdFrom, SecretKeyFrom, SourceSpec,
+};
 
 /// The `TENCENTCLOUD_*` keys of `env`, when both the id and the key are set.
 pub(super) fn env_credentials(env: &BTreeMap<String, String>) -> Option<Credentials> {

@@ -2,6 +2,7 @@
 
 use super::print::{comment, toml_string};
 use super::*;
+use crate::tencent::credentials::BaseSource;
 use std::io::Write;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::exposition::packages::{Package, PackageKind};
+use crate::domain::{Package, PackageKind};
 
 /// Bills kept per (pair, package `Type`): the oldest is dropped when a newer one comes.
 pub const MAX_BILLS: usize = 8;

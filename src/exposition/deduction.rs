@@ -25,7 +25,7 @@
 use std::cmp::Ordering;
 use std::collections::HashSet;
 
-use crate::exposition::packages::{Package, PackageKind, Status};
+use crate::domain::{Package, PackageKind, Status};
 
 /// Whether Tencent can deduct from `p` at `now_unix` (Unix seconds of the poll): status unused or
 /// in use, `Left` known and above 0, and `ExpireTime` absent or after `now_unix`.

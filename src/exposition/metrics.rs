@@ -1,16 +1,17 @@
-//! Turning packages into Prometheus series, and the exporter's own counters.
+//! Turning packages into Prometheus series; the exporter's own metrics ([`ExporterMetrics`], in
+//! `crate::telemetry`) are gathered from their registry and written after them.
 //!
 //! [`encode`] is pure: it reads what the store holds and returns the text exposition. It does no
 //! I/O and never calls the API; it runs once when a poll ends, not per scrape.
 
 use std::collections::HashSet;
 
-use prometheus::proto::MetricFamily;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use bytes::Bytes;
 
+use crate::domain::{Package, PackageKind, QueryType, TrafficBillMode};
 use crate::exposition::deduction::usable_ahead;
-use crate::exposition::packages::{Package, PackageKind, QueryType, TrafficBillMode};
 use crate::exposition::text::{Value, Writer};
+use crate::telemetry::ExporterMetrics;
 
 /// `Content-Type` of the text exposition format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -42,229 +43,6 @@ pub struct PairSeries<'a> {
     pub traffic_bill_modes: &'a [TrafficBillMode],
     /// `None` when the pair has no package series to show (never succeeded, or stale).
     pub packages: Option<&'a [Package]>,
-}
-
-/// The exporter's own metrics: they live as long as the process and count across polls.
-pub struct ExporterMetrics {
-    registry: Registry,
-    requests: IntCounterVec,
-    errors: IntCounterVec,
-    duration: HistogramVec,
-    invalid_fields: IntCounterVec,
-    list_rereads: IntCounterVec,
-    reload_successful: prometheus::IntGauge,
-    reload_success_time: prometheus::Gauge,
-}
-
-impl ExporterMetrics {
-    /// A fresh registry of the exporter's own families: the API call counters and histogram
-    /// (`tencent_live_exporter_api_*`), `…_invalid_fields_total`, `…_list_rereads_total`,
-    /// `…_build_info` (1), `…_config_last_reload_successful` (1) and
-    /// `…_config_last_reload_success_timestamp_seconds` (now), and on Linux the `process_*`
-    /// families of the `prometheus` crate's process collector. One per process: counters count
-    /// across polls and reloads.
-    // Proven: registers constant, distinct metric definitions into a fresh registry: cannot fail (every unit test builds one).
-    #[allow(clippy::expect_used)]
-    pub fn new() -> Self {
-        let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "tencent_live_exporter_api_requests_total",
-                "HTTP calls made to the Tencent Cloud Live API, retries included.",
-            ),
-            &["account"],
-        )
-        .expect("valid metric");
-        let errors = IntCounterVec::new(
-            Opts::new(
-                "tencent_live_exporter_api_request_errors_total",
-                "Failed API calls by code: the API's error code, or http_<status>, timeout, connect, decode, response_too_large.",
-            ),
-            &["account", "code"],
-        )
-        .expect("valid metric");
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "tencent_live_exporter_api_request_duration_seconds",
-                "Duration of one API call, from send to the last byte of the answer.",
-            )
-            .buckets(vec![0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
-            &["account"],
-        )
-        .expect("valid metric");
-        let invalid_fields = IntCounterVec::new(
-            Opts::new(
-                "tencent_live_exporter_invalid_fields_total",
-                "Fields of API answers that were missing, null where required, or unusable, and were skipped.",
-            ),
-            &["account", "field"],
-        )
-        .expect("valid metric");
-        let list_rereads = IntCounterVec::new(
-            Opts::new(
-                "tencent_live_exporter_list_rereads_total",
-                "Package lists read again from page 1 because a read was incomplete, by reason: totals_changed, duplicate_ids, count_mismatch, empty_page.",
-            ),
-            &["account", "package_type", "reason"],
-        )
-        .expect("valid metric");
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "tencent_live_exporter_build_info",
-                "Version, git revision and branch, build date (RFC 3339 UTC) and rustc version of this exporter; always 1.",
-            ),
-            &["version", "revision", "branch", "build_date", "rustversion"],
-        )
-        .expect("valid metric");
-        build_info
-            .with_label_values(&[
-                env!("CARGO_PKG_VERSION"),
-                crate::REVISION,
-                crate::BRANCH,
-                crate::BUILD_DATE,
-                crate::rustc_version_number(),
-            ])
-            .set(1);
-        let reload_successful = prometheus::IntGauge::new(
-            "tencent_live_exporter_config_last_reload_successful",
-            "1 when the last configuration reload (SIGHUP or POST /-/reload) succeeded, else 0.",
-        )
-        .expect("valid metric");
-        reload_successful.set(1);
-        let reload_success_time = prometheus::Gauge::new(
-            "tencent_live_exporter_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful configuration load (start or reload).",
-        )
-        .expect("valid metric");
-        reload_success_time.set(unix_now());
-        registry
-            .register(Box::new(reload_successful.clone()))
-            .expect("unique");
-        registry
-            .register(Box::new(reload_success_time.clone()))
-            .expect("unique");
-        for c in [&requests, &errors, &invalid_fields, &list_rereads] {
-            registry.register(Box::new(c.clone())).expect("unique");
-        }
-        registry
-            .register(Box::new(duration.clone()))
-            .expect("unique");
-        registry.register(Box::new(build_info)).expect("unique");
-        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, … read
-        // from /proc/self at each gather, as every Prometheus exporter serves them.
-        #[cfg(target_os = "linux")]
-        registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
-            .expect("unique");
-        ExporterMetrics {
-            registry,
-            requests,
-            errors,
-            duration,
-            invalid_fields,
-            list_rereads,
-            reload_successful,
-            reload_success_time,
-        }
-    }
-
-    /// Records the outcome of a configuration reload.
-    pub fn reload_result(&self, ok: bool) {
-        self.reload_successful.set(i64::from(ok));
-        if ok {
-            self.reload_success_time.set(unix_now());
-        }
-    }
-
-    /// Makes the account's request counter visible (at 0) before its first call.
-    pub fn init_account(&self, account: &str) {
-        self.requests.with_label_values(&[account]);
-    }
-
-    /// One call sent (retries count again): `tencent_live_exporter_api_requests_total{account}`.
-    pub fn api_request(&self, account: &str) {
-        self.requests.with_label_values(&[account]).inc();
-    }
-
-    /// One failed call: `tencent_live_exporter_api_request_errors_total{account, code}`, `code`
-    /// from `crate::tencent::client::ApiError::code` (the API's `Error.Code`, or `http_<status>`,
-    /// `timeout`, `connect`, `decode`, `response_too_large`, `credentials`).
-    pub fn api_error(&self, account: &str, code: &str) {
-        self.errors.with_label_values(&[account, code]).inc();
-    }
-
-    /// One call's duration in seconds, send to last byte (failed calls too):
-    /// `tencent_live_exporter_api_request_duration_seconds{account}`, buckets 25 ms to 30 s.
-    pub fn api_duration(&self, account: &str, seconds: f64) {
-        self.duration.with_label_values(&[account]).observe(seconds);
-    }
-
-    /// One field of an answer that was missing, null where required, or unusable, and was
-    /// skipped: `tencent_live_exporter_invalid_fields_total{account, field}`, `field` the API's
-    /// name (`ExpireTime`, `Total`, …).
-    pub fn invalid_field(&self, account: &str, field: &str) {
-        self.invalid_fields
-            .with_label_values(&[account, field])
-            .inc();
-    }
-
-    /// One re-read of a list that was incomplete (`reason`: see `crate::poll::poller::Incomplete`).
-    pub fn list_reread(&self, account: &str, package_type: &str, reason: &str) {
-        self.list_rereads
-            .with_label_values(&[account, package_type, reason])
-            .inc();
-    }
-
-    /// Drops every series labelled with `account` (an account removed by a reload), so that
-    /// its counters do not stay on `/metrics` forever.
-    pub fn remove_account(&self, account: &str) {
-        use prometheus::core::Collector as _;
-        let _ = self.requests.remove_label_values(&[account]);
-        let _ = self.duration.remove_label_values(&[account]);
-        // The crate has no removal by partial match: find the account's label sets among the
-        // series and remove each whole. Every vec labelled by `account` is listed here.
-        for vec in [&self.errors, &self.invalid_fields, &self.list_rereads] {
-            let label_sets: Vec<Vec<(String, String)>> = vec
-                .collect()
-                .iter()
-                .flat_map(|family| family.get_metric())
-                .map(|m| {
-                    m.get_label()
-                        .iter()
-                        .map(|l| (l.name().to_owned(), l.value().to_owned()))
-                        .collect::<Vec<_>>()
-                })
-                .filter(|labels| labels.iter().any(|(n, v)| n == "account" && v == account))
-                .collect();
-            for labels in label_sets {
-                let labels: std::collections::HashMap<&str, &str> = labels
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                let _ = vec.remove(&labels);
-            }
-        }
-    }
-
-    /// The registry's families, for [`Writer::metric_families`].
-    pub(crate) fn gather(&self) -> Vec<MetricFamily> {
-        self.registry.gather()
-    }
-}
-
-impl Default for ExporterMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Index of the first package family in [`families`]; the ones before are per pair.
@@ -425,22 +203,27 @@ fn families() -> [(&'static str, String); FAMILY_COUNT] {
 /// what a poll changes. [`assemble`] joins the pieces of all pairs into the exposition.
 #[derive(Debug, Clone, Default)]
 pub struct PairPiece {
-    /// The sample lines of every family, one after the other.
-    buf: Vec<u8>,
+    /// The sample lines of every family, one after the other; shared, not copied, by the
+    /// [`Assembled`] expositions that show them.
+    buf: Bytes,
     /// Where each family's lines end in `buf` (they begin where the previous one ends).
     ends: [usize; FAMILY_COUNT],
 }
 
 impl PairPiece {
     /// The sample lines of family `i` (in [`families`] order).
-    fn family(&self, i: usize) -> &[u8] {
+    fn family(&self, i: usize) -> Bytes {
         let start = i
             .checked_sub(1)
             .and_then(|j| self.ends.get(j))
             .copied()
             .unwrap_or(0);
         let end = self.ends.get(i).copied().unwrap_or(start);
-        self.buf.get(start..end).unwrap_or_default()
+        if start <= end && end <= self.buf.len() {
+            self.buf.slice(start..end)
+        } else {
+            Bytes::new()
+        }
     }
 
     /// Bytes of sample lines this piece holds.
@@ -533,31 +316,137 @@ pub fn encode_pair(pair: &PairSeries<'_>, skip: &dyn Fn(PackageKind, &str) -> bo
         }
     }
     PairPiece {
-        buf: w.into_bytes(),
+        buf: Bytes::from(w.into_bytes()),
         ends,
+    }
+}
+
+/// The assembled exposition: a chain of byte segments, held once. A pair's lines of a family
+/// that are at least [`SHARE_AT`] long are the pair's piece itself (a reference, not a copy);
+/// headers, the exporter's own metrics and small pairs' lines are copied into segments of about
+/// [`CHUNK`], so a scrape is written in few, large chunks.
+#[derive(Debug, Clone, Default)]
+pub struct Assembled {
+    segments: Vec<Bytes>,
+    len: usize,
+}
+
+/// Lines of one pair's family from this length on are shared with its piece, not copied.
+pub const SHARE_AT: usize = 16 * 1024;
+/// The size copied bytes are gathered into before they become a segment.
+pub const CHUNK: usize = 64 * 1024;
+
+impl Assembled {
+    /// Bytes of the exposition.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was assembled yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The segments, in order: the exposition is their concatenation.
+    pub fn segments(&self) -> &[Bytes] {
+        &self.segments
+    }
+
+    /// The exposition as one contiguous copy (`--once`, tests).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        for s in &self.segments {
+            out.extend_from_slice(s);
+        }
+        out
+    }
+}
+
+impl From<Vec<u8>> for Assembled {
+    /// An exposition encoded in one piece ([`encode`]).
+    fn from(text: Vec<u8>) -> Self {
+        Assembled {
+            len: text.len(),
+            segments: if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![Bytes::from(text)]
+            },
+        }
+    }
+}
+
+/// Builds an [`Assembled`]: large shared segments as they are, small ones gathered.
+#[derive(Default)]
+struct Chain {
+    segments: Vec<Bytes>,
+    small: Vec<u8>,
+    len: usize,
+}
+
+impl Chain {
+    fn copy(&mut self, bytes: &[u8]) {
+        if self.small.is_empty() {
+            self.small.reserve_exact(CHUNK + SHARE_AT);
+        }
+        self.small.extend_from_slice(bytes);
+        self.len += bytes.len();
+        if self.small.len() >= CHUNK {
+            self.flush();
+        }
+    }
+
+    fn share(&mut self, bytes: Bytes) {
+        if bytes.len() < SHARE_AT {
+            self.copy(&bytes);
+        } else {
+            self.flush();
+            self.len += bytes.len();
+            self.segments.push(bytes);
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.small.is_empty() {
+            self.segments
+                .push(Bytes::from(std::mem::take(&mut self.small)));
+        }
+    }
+
+    fn finish(mut self) -> Assembled {
+        self.flush();
+        Assembled {
+            segments: self.segments,
+            len: self.len,
+        }
     }
 }
 
 /// Joins pair pieces into the exposition: family by family, each with its HELP and TYPE once
 /// (a family no piece has samples of is left out), then the exporter's own metrics, gathered
 /// from their registry and written by the same `text::Writer` (the one owner of the text
-/// format). `size_hint` is the previous exposition's length, so the buffer is allocated once.
-/// Copies bytes only.
+/// format). The pieces' lines are shared where large ([`Assembled`]): the exposition and the
+/// pieces it is made of are held once.
 pub fn assemble<'a>(
     pieces: impl Iterator<Item = &'a PairPiece> + Clone,
     exporter: &ExporterMetrics,
-    size_hint: usize,
-) -> Vec<u8> {
-    let mut w = Writer::with_capacity(size_hint + size_hint / 16 + 4096);
+) -> Assembled {
+    let mut chain = Chain::default();
     for (i, (name, help)) in families().iter().enumerate() {
-        w.family(name, help, "gauge");
-        for piece in pieces.clone() {
-            w.lines(piece.family(i));
+        if pieces.clone().all(|p| p.family(i).is_empty()) {
+            continue;
         }
-        w.end_family();
+        let mut w = Writer::with_capacity(256);
+        w.family(name, help, "gauge");
+        chain.copy(&w.into_bytes());
+        for piece in pieces.clone() {
+            chain.share(piece.family(i));
+        }
     }
+    let mut w = Writer::with_capacity(4096);
     w.metric_families(&exporter.gather());
-    w.into_bytes()
+    chain.copy(&w.into_bytes());
+    chain.finish()
 }
 
 /// Encodes the whole exposition at once: per-pair state, package series, then the exporter's
@@ -574,7 +463,7 @@ pub fn encode(pairs: &[PairSeries<'_>], exporter: &ExporterMetrics) -> Vec<u8> {
             piece
         })
         .collect();
-    assemble(pieces.iter(), exporter, 0)
+    assemble(pieces.iter(), exporter).to_vec()
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -23,10 +23,11 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::unix_now;
+use crate::domain::{Listing, Package, PackageKind, QueryType, TrafficBillMode};
 use crate::exposition::bills::BillHistory;
-use crate::exposition::metrics::{ExporterMetrics, PairPiece, PairSeries, assemble, encode_pair};
-use crate::exposition::packages::{Package, PackageKind, QueryType, TrafficBillMode};
-use crate::poll::poller::{PollError, PollOutcome};
+use crate::exposition::metrics::{Assembled, PairPiece, PairSeries, assemble, encode_pair};
+use crate::telemetry::ExporterMetrics;
 
 /// The shortest time between two publishes: polls that end within it share one assembly and
 /// one gzip of the exposition.
@@ -95,18 +96,18 @@ impl PairState {
 pub struct Exposition {
     /// The text exposition format 0.0.4
     /// ([`CONTENT_TYPE`](crate::exposition::metrics::CONTENT_TYPE)), for clients that do not
-    /// accept gzip.
-    pub text: Bytes,
+    /// accept gzip: segments shared with the pairs' pieces, not a second copy of them.
+    pub text: Assembled,
     /// `text` gzip-compressed, for clients that accept it (Prometheus does).
     pub gzip: Bytes,
 }
 
 impl Exposition {
-    /// Wraps an encoded exposition and gzips it (level 1) once, here, so no scrape compresses.
-    pub fn new(text: Vec<u8>) -> Self {
+    /// Wraps an assembled exposition and gzips it (level 1) once, here, so no scrape compresses.
+    pub fn new(text: Assembled) -> Self {
         let gzip = gzip(&text);
         Exposition {
-            text: text.into(),
+            text,
             gzip: gzip.into(),
         }
     }
@@ -116,14 +117,15 @@ impl Exposition {
 /// fraction of the default level's CPU.
 // Proven: compressing into a `Vec`, an infallible writer.
 #[allow(clippy::expect_used)]
-fn gzip(text: &[u8]) -> Vec<u8> {
+fn gzip(text: &Assembled) -> Vec<u8> {
     use std::io::Write as _;
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(text.len() / 8 + 64),
         flate2::Compression::fast(),
     );
-    encoder
-        .write_all(text)
+    text.segments()
+        .iter()
+        .try_for_each(|s| encoder.write_all(s))
         .and_then(|()| encoder.finish())
         .expect("compressing into memory cannot fail")
 }
@@ -252,7 +254,7 @@ impl Store {
         &self,
         account: &str,
         query: QueryType,
-        outcome: PollOutcome,
+        listing: Listing,
         took: Duration,
     ) -> Transition {
         self.change((account.to_owned(), query), |pair| {
@@ -266,11 +268,11 @@ impl Store {
             pair.last_success_at = Some(Instant::now());
             pair.poll_duration_seconds = Some(took.as_secs_f64());
             if let Some(seen) = pair.last_success_unix {
-                Arc::make_mut(&mut pair.bills).observe(&outcome.packages, seen);
+                Arc::make_mut(&mut pair.bills).observe(&listing.packages, seen);
             }
-            pair.bill_mode = outcome.bill_mode;
-            pair.traffic_bill_modes = outcome.traffic_bill_modes;
-            pair.packages = Some(outcome.packages.into());
+            pair.bill_mode = listing.bill_mode;
+            pair.traffic_bill_modes = listing.traffic_bill_modes;
+            pair.packages = Some(listing.packages.into());
             pair.last_error = None;
             pair.last_error_detail = None;
             pair.polls += 1;
@@ -279,15 +281,17 @@ impl Store {
     }
 
     /// Records a failed poll: `up` goes to 0, the last complete list stays until it is stale.
+    /// `code` is the poll error's short code (the `last_error` the status page shows; a changed
+    /// code is a [`Transition::Changed`]), `detail` its full message.
     pub fn record_failure(
         &self,
         account: &str,
         query: QueryType,
-        error: &PollError,
+        code: String,
+        detail: String,
         took: Duration,
     ) -> Transition {
         self.change((account.to_owned(), query), |pair| {
-            let code = error.code();
             let transition =
                 if pair.polls > 0 && !pair.up && pair.last_error.as_deref() == Some(&code) {
                     Transition::Unchanged
@@ -297,7 +301,7 @@ impl Store {
             pair.up = false;
             pair.poll_duration_seconds = Some(took.as_secs_f64());
             pair.last_error = Some(code);
-            pair.last_error_detail = Some(error.to_string());
+            pair.last_error_detail = Some(detail);
             pair.polls += 1;
             transition
         })
@@ -419,8 +423,7 @@ impl Store {
             }
         }
         let ordered = ordered_pieces(&snapshot, &pieces.by_pair);
-        let hint = self.published.load().exposition.text.len();
-        let text = assemble(ordered.iter().map(|p| &**p), &self.metrics, hint);
+        let text = assemble(ordered.iter().map(|p| &**p), &self.metrics);
         let exposition = Arc::new(Exposition::new(text));
         self.published.store(Arc::new(Published {
             exposition,
@@ -543,13 +546,6 @@ pub async fn run_publisher(store: Arc<Store>, shutdown: CancellationToken) {
             Err(e) => tracing::error!("publishing the exposition failed: {e}"),
         }
     }
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -77,14 +77,6 @@ impl Writer {
         }
     }
 
-    /// Appends sample lines this writer wrote earlier (a pair's piece) to the current family.
-    pub(crate) fn lines(&mut self, lines: &[u8]) {
-        if !lines.is_empty() {
-            self.family_samples += 1;
-            self.buf.extend_from_slice(lines);
-        }
-    }
-
     /// One sample line: `name{k="v",...} value`.
     pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: Value) {
         self.sample_line(name, "", labels.iter().copied(), None, value, 0);

@@ -1,23 +1,14 @@
 //! `rate_limit`: a token bucket over every request (Go's `rate.NewLimiter(rate.Every(interval),
-//! burst)`, as the toolkit uses it); a request without a token gets 429. Probes are exempt:
-//! `/healthz` is never limited (nor does it take a token), so a busy or abusive client cannot
-//! make Kubernetes restart the exporter or take it out of its Service.
+//! burst)`, as the toolkit uses it); a request without a token gets 429. Which paths it applies
+//! to is the router's word (`serve::PathRules::unlimited`): a path it exempts takes no token.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use super::web_config::RateLimit;
 
-/// Paths the rate limit never applies to: the liveness / readiness probe.
-pub const EXEMPT_PATHS: &[&str] = &["/healthz"];
-
-/// Whether a request to `path` is subject to the rate limit.
-pub fn limited(path: &str) -> bool {
-    !EXEMPT_PATHS.contains(&path)
-}
-
 /// The inbound limiter of one `rate_limit` setting: a token bucket of `burst` tokens, refilled one
-/// per `interval`, shared by every connection and path except [`EXEMPT_PATHS`].
+/// per `interval`, shared by every connection and by every path the router does not exempt.
 #[derive(Debug)]
 pub struct RateLimiter {
     /// What it was built from: a re-read of the web configuration with the same settings keeps this
@@ -58,16 +49,8 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn probes_are_never_limited() {
-        assert!(!limited("/healthz"));
-        for path in ["/metrics", "/", "/-/reload", "/healthz/", "/healthzz"] {
-            assert!(limited(path), "{path}");
-        }
-    }
+    use super::{RateLimit, RateLimiter};
+    use std::time::{Duration, Instant};
 
     #[test]
     fn a_burst_then_one_per_interval() {

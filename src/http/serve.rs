@@ -41,47 +41,64 @@ use super::source::{Active, WebConfigSource};
 /// The `WWW-Authenticate` challenge of a 401.
 pub const CHALLENGE: &str = "Basic realm=\"tencent-live-exporter\"";
 
-/// The one path that takes POST.
-const RELOAD_PATH: &str = "/-/reload";
-
-/// `Some(allowed methods)` when the method is refused: only GET and HEAD, plus POST on
-/// `/-/reload`.
-fn refused_method(method: &Method, path: &str) -> Option<&'static str> {
-    if *method == Method::GET || *method == Method::HEAD {
-        None
-    } else if path == RELOAD_PATH {
-        (*method != Method::POST).then_some(allowed_methods(path))
-    } else {
-        Some(allowed_methods(path))
-    }
+/// What the router tells the web layer about its paths: the web layer itself names none.
+/// Every path takes GET and HEAD but those in `post`, which take POST only; the paths in
+/// `unlimited` are never rate limited and take no token.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PathRules {
+    /// Paths that take POST and nothing else.
+    pub post: &'static [&'static str],
+    /// Paths the rate limit never applies to (probes, so that other clients cannot starve them).
+    pub unlimited: &'static [&'static str],
 }
 
-/// The methods `path` takes, as an `Allow` header value: `POST` on `/-/reload`, `GET, HEAD`
-/// everywhere else.
-pub fn allowed_methods(path: &str) -> &'static str {
-    if path == RELOAD_PATH {
-        "POST"
-    } else {
-        "GET, HEAD"
+impl PathRules {
+    /// `Some(allowed methods)` when the method is refused before routing: GET and HEAD pass
+    /// everywhere (a POST-only path's router answers them with the same 405), POST only on the
+    /// `post` paths.
+    fn refused_method(&self, method: &Method, path: &str) -> Option<&'static str> {
+        if *method == Method::GET || *method == Method::HEAD {
+            None
+        } else if self.post.contains(&path) {
+            (*method != Method::POST).then_some(self.allowed_methods(path))
+        } else {
+            Some(self.allowed_methods(path))
+        }
     }
-}
 
-/// The one 405 answer, whether the gate refuses a method before routing or the router finds
-/// a known path with the wrong method: status 405, `Allow` with the methods the path takes,
-/// and a body naming them.
-pub fn method_not_allowed(method: &Method, path: &str) -> Response<Body> {
-    let allow = allowed_methods(path);
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        [(header::ALLOW, allow)],
-        format!("405 method {method} not allowed on {path}; use {allow}\n"),
-    )
-        .into_response()
+    /// The methods `path` takes, as an `Allow` header value: `POST` on the `post` paths,
+    /// `GET, HEAD` everywhere else.
+    pub fn allowed_methods(&self, path: &str) -> &'static str {
+        if self.post.contains(&path) {
+            "POST"
+        } else {
+            "GET, HEAD"
+        }
+    }
+
+    /// Whether a request to `path` is subject to the rate limit.
+    pub fn limited(&self, path: &str) -> bool {
+        !self.unlimited.contains(&path)
+    }
+
+    /// The one 405 answer, whether the gate refuses a method before routing or the router finds
+    /// a known path with the wrong method: status 405, `Allow` with the methods the path takes,
+    /// and a body naming them.
+    pub fn method_not_allowed(&self, method: &Method, path: &str) -> Response<Body> {
+        let allow = self.allowed_methods(path);
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, allow)],
+            format!("405 method {method} not allowed on {path}; use {allow}\n"),
+        )
+            .into_response()
+    }
 }
 
 #[derive(Clone)]
 struct Gate {
     router: Router,
+    rules: PathRules,
     source: Option<Arc<WebConfigSource>>,
 }
 
@@ -98,16 +115,21 @@ impl Gate {
     }
 
     async fn admit(&self, req: Request<Incoming>, active: Option<&Active>) -> Response<Body> {
-        if refused_method(req.method(), req.uri().path()).is_some() {
-            return method_not_allowed(req.method(), req.uri().path());
+        let path = req.uri().path();
+        if self.rules.refused_method(req.method(), path).is_some() {
+            return self.rules.method_not_allowed(req.method(), path);
         }
         if let (Some(active), Some(source)) = (active, &self.source) {
             if let Some(limiter) = &active.rate_limit {
-                if super::rate::limited(req.uri().path()) && !limiter.allow() {
+                if self.rules.limited(path) && !limiter.allow() {
                     return (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n").into_response();
                 }
             }
-            if let Some(users) = &active.users {
+            if let Some(users) = active
+                .users
+                .as_ref()
+                .filter(|_| !active.auth_excluded(path))
+            {
                 if !source
                     .auth
                     .check(users, req.headers().get(header::AUTHORIZATION))
@@ -133,9 +155,11 @@ impl Gate {
 }
 
 /// Serves `router` on `listener` with `options` until `shutdown`; in-flight requests finish.
+/// `rules` are the router's word on which paths take which methods and skip the rate limit.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    rules: PathRules,
     options: WebOptions,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
@@ -160,6 +184,7 @@ pub async fn serve(
     );
     let gate = Gate {
         router,
+        rules,
         source: options.config.clone(),
     };
     let mut http = http1::Builder::new();
@@ -487,21 +512,44 @@ fn is_connection_error(e: &io::Error) -> bool {
 mod tests {
     use super::*;
 
+    const RULES: PathRules = PathRules {
+        post: &["/-/submit"],
+        unlimited: &["/probe"],
+    };
+
     #[test]
-    fn only_get_and_head_and_post_on_reload_pass() {
+    fn only_get_and_head_pass_and_post_only_on_the_paths_the_router_names() {
         for (method, path, refused) in [
             (Method::GET, "/metrics", None),
             (Method::HEAD, "/", None),
-            (Method::GET, "/-/reload", None), // the router answers 405 itself
-            (Method::POST, "/-/reload", None),
+            (Method::GET, "/-/submit", None), // the router answers 405 itself
+            (Method::POST, "/-/submit", None),
             (Method::POST, "/metrics", Some("GET, HEAD")),
             (Method::PUT, "/metrics", Some("GET, HEAD")),
             (Method::DELETE, "/", Some("GET, HEAD")),
-            (Method::OPTIONS, "/healthz", Some("GET, HEAD")),
+            (Method::OPTIONS, "/probe", Some("GET, HEAD")),
             (Method::TRACE, "/", Some("GET, HEAD")),
-            (Method::PUT, "/-/reload", Some("POST")),
+            (Method::PUT, "/-/submit", Some("POST")),
         ] {
-            assert_eq!(refused_method(&method, path), refused, "{method} {path}");
+            assert_eq!(
+                RULES.refused_method(&method, path),
+                refused,
+                "{method} {path}"
+            );
         }
+        let nothing = PathRules::default();
+        assert_eq!(
+            nothing.refused_method(&Method::POST, "/-/submit"),
+            Some("GET, HEAD")
+        );
+    }
+
+    #[test]
+    fn only_the_paths_the_router_names_skip_the_rate_limit() {
+        assert!(!RULES.limited("/probe"));
+        for path in ["/metrics", "/", "/-/submit", "/probe/", "/probez"] {
+            assert!(RULES.limited(path), "{path}");
+        }
+        assert!(PathRules::default().limited("/probe"));
     }
 }

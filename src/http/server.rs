@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -15,8 +16,10 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::unix_now;
 use crate::exposition::metrics::CONTENT_TYPE;
-use crate::exposition::store::Store;
+use crate::exposition::store::{Exposition, Store};
+use crate::http::serve::PathRules;
 
 /// Something that re-reads the configuration (the exporter; a stub in tests).
 pub trait Reload: Send + Sync + 'static {
@@ -32,7 +35,19 @@ struct AppState {
     reload: Arc<dyn Reload>,
 }
 
-/// The exporter's routes. Other methods on these paths get 405 (axum's method router).
+/// The liveness / readiness probe: never rate limited, so other clients cannot starve it.
+pub const HEALTH_PATH: &str = "/healthz";
+/// `POST` here reloads the configuration.
+pub const RELOAD_PATH: &str = "/-/reload";
+
+/// The routes' word to the web layer: `POST` only on [`RELOAD_PATH`], GET and HEAD elsewhere;
+/// [`HEALTH_PATH`] never rate limited.
+pub const PATH_RULES: PathRules = PathRules {
+    post: &[RELOAD_PATH],
+    unlimited: &[HEALTH_PATH],
+};
+
+/// The exporter's routes. Other methods on these paths get 405 ([`PATH_RULES`]).
 pub fn router(store: Arc<Store>, telemetry_path: &str, reload: Arc<dyn Reload>) -> Router {
     let state = AppState {
         store,
@@ -42,8 +57,8 @@ pub fn router(store: Arc<Store>, telemetry_path: &str, reload: Arc<dyn Reload>) 
     Router::new()
         .route(telemetry_path, get(metrics))
         .route("/", get(landing))
-        .route("/healthz", get(healthz))
-        .route("/-/reload", post(reload_config))
+        .route(HEALTH_PATH, get(healthz))
+        .route(RELOAD_PATH, post(reload_config))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -80,9 +95,53 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
                 (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
                 (header::VARY, HeaderValue::from_static("Accept-Encoding")),
             ],
-            exposition.text.clone(),
+            Body::new(Segments::new(exposition)),
         )
             .into_response()
+    }
+}
+
+/// The plain exposition as a response body: its segments in order, one frame each, with the
+/// exact length (so `Content-Length` is set), straight from the published bytes, no copy.
+struct Segments {
+    exposition: Arc<Exposition>,
+    next: usize,
+    remaining: u64,
+}
+
+impl Segments {
+    fn new(exposition: Arc<Exposition>) -> Self {
+        let remaining = exposition.text.len() as u64;
+        Segments {
+            exposition,
+            next: 0,
+            remaining,
+        }
+    }
+}
+
+impl hyper::body::Body for Segments {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let segment = self.exposition.text.segments().get(self.next).cloned();
+        self.next += 1;
+        if let Some(s) = &segment {
+            self.remaining = self.remaining.saturating_sub(s.len() as u64);
+        }
+        std::task::Poll::Ready(segment.map(|s| Ok(hyper::body::Frame::data(s))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.next >= self.exposition.text.segments().len()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.remaining)
     }
 }
 
@@ -150,9 +209,9 @@ async fn not_found(State(state): State<AppState>, uri: axum::http::Uri) -> Respo
     (StatusCode::NOT_FOUND, body).into_response()
 }
 
-/// A known path with the wrong method: the gate's 405 (`serve::method_not_allowed`).
+/// A known path with the wrong method: the gate's 405 ([`PathRules::method_not_allowed`]).
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    super::serve::method_not_allowed(&method, uri.path())
+    PATH_RULES.method_not_allowed(&method, uri.path())
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -164,11 +223,7 @@ async fn landing(State(state): State<AppState>) -> Response {
     // Sorting and rendering every package is CPU work that grows with the accounts: it runs on
     // a blocking thread, so scrapes served by the async workers never wait behind it.
     let rendered = tokio::task::spawn_blocking(move || {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        crate::http::status_page::render(&state.store.pairs(), &state.telemetry_path, now)
+        crate::http::status_page::render(&state.store.pairs(), &state.telemetry_path, unix_now())
     })
     .await;
     match rendered {
@@ -209,13 +264,13 @@ pub async fn serve_with(
     web: crate::http::WebOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    crate::http::serve::serve(listener, router, web, shutdown).await
+    crate::http::serve::serve(listener, router, PATH_RULES, web, shutdown).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::metrics::ExporterMetrics;
+    use crate::telemetry::ExporterMetrics;
     use axum::body::Body;
     use axum::http::{Method, Request};
     use http_body_util::BodyExt;
@@ -320,7 +375,7 @@ mod tests {
         assert_eq!(resp.headers()[header::ALLOW], "POST");
     }
 
-    /// `serve::method_not_allowed` is the one 405 answer: every 405 the router gives, on any
+    /// `PATH_RULES.method_not_allowed` is the one 405 answer: every 405 the router gives, on any
     /// path and method, is byte for byte the one the gate gives (status, `Allow`, body), never
     /// axum's own (whose `Allow` reads `GET,HEAD` and whose body is empty).
     #[tokio::test]
@@ -350,7 +405,7 @@ mod tests {
                 if resp.status() != StatusCode::METHOD_NOT_ALLOWED {
                     continue;
                 }
-                let want = crate::http::serve::method_not_allowed(&method, path);
+                let want = PATH_RULES.method_not_allowed(&method, path);
                 assert_eq!(
                     resp.headers().get(header::ALLOW),
                     want.headers().get(header::ALLOW),

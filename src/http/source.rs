@@ -24,13 +24,22 @@ use super::web_config::{self, WebConfigError};
 pub struct Active {
     /// `Some`: the listener speaks TLS, with this certificate and client policy.
     pub tls: Option<TlsAcceptor>,
-    /// `Some`: every request needs basic auth.
+    /// `Some`: every request needs basic auth, but for [`Active::auth_excluded`] paths.
     pub users: Option<Users>,
+    /// `auth_excluded_paths`: served without basic auth (exact match on the request path).
+    pub auth_excluded_paths: Vec<String>,
     /// Added to every response.
     pub headers: HeaderMap,
     /// `Some`: `rate_limit` applies ([`RateLimiter`]); kept across re-reads whose setting is
     /// unchanged.
     pub rate_limit: Option<Arc<RateLimiter>>,
+}
+
+impl Active {
+    /// Whether `path` is served without basic auth (`auth_excluded_paths`, exact match).
+    pub fn auth_excluded(&self, path: &str) -> bool {
+        self.auth_excluded_paths.iter().any(|p| p == path)
+    }
 }
 
 /// The outcome of a successful check.
@@ -129,6 +138,7 @@ fn build(files: Files, previous: Option<&Active>) -> Result<(Active, Vec<String>
     let active = Active {
         tls,
         users: Users::new(parsed.users),
+        auth_excluded_paths: parsed.auth_excluded_paths,
         headers: parsed.headers.into_iter().collect(),
         rate_limit,
     };

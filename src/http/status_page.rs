@@ -11,9 +11,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
+use crate::domain::{Package, PackageKind, Status, Unit};
 use crate::exposition::bills::{Bill, daily_amount};
 use crate::exposition::deduction::queues;
-use crate::exposition::packages::{Package, PackageKind, Status, Unit};
 use crate::exposition::store::{PairKey, PairState};
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\

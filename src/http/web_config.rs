@@ -46,6 +46,8 @@ struct RawFile {
     basic_auth_users: Option<BTreeMap<String, Option<String>>>,
     #[serde(default)]
     rate_limit: Option<RawRateLimit>,
+    #[serde(default)]
+    auth_excluded_paths: Option<Vec<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -154,6 +156,9 @@ pub struct WebConfig {
     pub tls: Option<TlsSettings>,
     /// Username → bcrypt hash. Empty: no authentication.
     pub users: BTreeMap<String, String>,
+    /// `auth_excluded_paths`: request paths served without basic auth, each compared with the
+    /// request's path exactly (no prefix, no query), as exporter-toolkit does. Empty: none.
+    pub auth_excluded_paths: Vec<String>,
     /// Extra response headers from `http_server_config.headers`.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// `rate_limit`, when its `interval` is above zero (an interval of 0 turns it off, as in the
@@ -469,6 +474,27 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, WebConfigError> {
         users.insert(user, hash);
     }
 
+    let mut auth_excluded_paths = Vec::new();
+    for (i, path) in raw
+        .auth_excluded_paths
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        // A request path starts with `/` and carries no query, fragment or blank: an entry
+        // that does not could never match, and would leave the path it meant behind the password.
+        if !path.starts_with('/')
+            || path.contains(['?', '#'])
+            || path.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return err(format!(
+                "auth_excluded_paths[{i}]: {path:?} is not a request path (write it as the URL \
+                 path exactly, starting with /, without query or fragment, e.g. /healthz)"
+            ));
+        }
+        auth_excluded_paths.push(path);
+    }
+
     let rate_limit = match raw.rate_limit {
         Some(RawRateLimit { interval, burst }) => {
             let interval = interval.map(|d| d.0).unwrap_or_default();
@@ -493,6 +519,7 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, WebConfigError> {
     Ok(WebConfig {
         tls,
         users,
+        auth_excluded_paths,
         headers,
         rate_limit,
         warnings,

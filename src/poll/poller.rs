@@ -14,11 +14,11 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::exposition::packages::{Package, QueryType, TrafficBillMode};
+use crate::config::RetryPolicy;
+use crate::domain::{Listing, Package, QueryType, TrafficBillMode};
 use crate::tencent::client::{ApiError, LiveClient};
 use crate::tencent::models::{InvalidField, PageAnswer};
 
@@ -49,35 +49,6 @@ impl PageSource for LiveClient {
     }
 }
 
-/// Retries of transient faults: exponential backoff with full jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Extra tries after the first, per page.
-    pub max_retries: u32,
-    /// Backoff cap before jitter for the first retry; doubles per retry.
-    pub backoff_base: Duration,
-    /// Upper bound of any one backoff.
-    pub backoff_max: Duration,
-}
-
-impl RetryPolicy {
-    /// No retries: the first fault of any page fails the poll.
-    pub const NONE: RetryPolicy = RetryPolicy {
-        max_retries: 0,
-        backoff_base: Duration::ZERO,
-        backoff_max: Duration::ZERO,
-    };
-
-    /// Full jitter: uniformly random in [0, min(max, base * 2^attempt)].
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self
-            .backoff_base
-            .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
-            .min(self.backoff_max);
-        cap.mul_f64(fastrand::f64())
-    }
-}
-
 /// A complete, successful poll.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PollOutcome {
@@ -95,6 +66,17 @@ pub struct PollOutcome {
     pub invalid_fields: Vec<InvalidField>,
     /// Times the list was read again before it came complete.
     pub rereads: u32,
+}
+
+impl PollOutcome {
+    /// The list itself, without the poll's counts: what the store keeps.
+    pub fn into_listing(self) -> Listing {
+        Listing {
+            packages: self.packages,
+            bill_mode: self.bill_mode,
+            traffic_bill_modes: self.traffic_bill_modes,
+        }
+    }
 }
 
 /// Why a read of the list was incomplete: the list moved while it was read.

@@ -14,7 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::PollConfig;
-use crate::exposition::packages::QueryType;
+use crate::domain::QueryType;
 use crate::exposition::store::{Store, Transition};
 use crate::poll::poller::{Incomplete, PollError, poll_pair};
 use crate::tencent::client::{ApiError, LiveClient};
@@ -158,16 +158,22 @@ impl PairPoller {
                 }
                 let packages = outcome.packages.len();
                 let (pages, calls) = (outcome.pages, outcome.calls);
-                let transition = self
-                    .store
-                    .record_success(account, self.query, outcome, took);
+                let transition =
+                    self.store
+                        .record_success(account, self.query, outcome.into_listing(), took);
                 if transition == Transition::Changed {
                     tracing::info!(account, query = %self.query, "polling recovered");
                 }
                 tracing::debug!(account, query = %self.query, packages, pages, calls, took_ms = took.as_millis() as u64, "poll done");
             }
             Err(error) => {
-                let transition = self.store.record_failure(account, self.query, &error, took);
+                let transition = self.store.record_failure(
+                    account,
+                    self.query,
+                    error.code(),
+                    error.to_string(),
+                    took,
+                );
                 log_failure(account, self.query, &error, transition);
             }
         }

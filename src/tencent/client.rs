@@ -7,18 +7,18 @@
 //! failure one increment of the error counter with a `code` label.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::Url;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 
+use super::api3::{self, Call, host_header};
 use super::credentials::{CredentialError, CredentialSource, FetchContext};
 use super::models::{AnswerError, PageAnswer, parse_answer};
-use super::sign::{SigningInput, authorization};
 use super::transport::{Answer, MAX_API_ANSWER_BYTES, Transport, TransportError};
-use crate::exposition::metrics::ExporterMetrics;
-use crate::exposition::packages::QueryType;
+use crate::clock::unix_seconds;
+use crate::domain::QueryType;
+use crate::telemetry::ExporterMetrics;
 use crate::tencent::budget::Budget;
 
 /// `X-TC-Action` of every call: the one API the exporter uses (API page, 输入参数 `Action`).
@@ -27,7 +27,6 @@ pub const ACTION: &str = "DescribeLivePackageInfo";
 pub const VERSION: &str = "2018-08-01";
 /// The signing service; fixed, as in the SDKs' Live client (the endpoint may be a bare IP).
 pub const SERVICE: &str = "live";
-const CONTENT_TYPE_JSON: &str = "application/json";
 /// The API's answer to a refused session token: worth one refresh and one retry.
 pub const TOKEN_FAILURE: &str = "AuthFailure.TokenFailure";
 
@@ -241,40 +240,20 @@ impl LiveClient {
                 credentials.token.is_some(),
             )
             .await;
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let auth = authorization(
-            &credentials.secret_id,
-            credentials.key(),
-            &SigningInput {
+        let timestamp = unix_seconds();
+        let headers = api3::headers(
+            &Call {
                 host: &self.host,
-                content_type: CONTENT_TYPE_JSON,
                 service: SERVICE,
+                action: ACTION,
+                version: VERSION,
+                region: None,
                 timestamp,
                 body: &body,
             },
-        );
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_JSON));
-        headers.insert("X-TC-Action", HeaderValue::from_static(ACTION));
-        headers.insert("X-TC-Version", HeaderValue::from_static(VERSION));
-        headers.insert("X-TC-Timestamp", HeaderValue::from(timestamp));
-        headers.insert(
-            "X-TC-RequestClient",
-            HeaderValue::from_static(concat!("tencent-live-exporter/", env!("CARGO_PKG_VERSION"))),
-        );
-        let mut auth = HeaderValue::from_str(&auth)
-            .map_err(|_| ApiError::Credentials("SecretId is not a valid header value".into()))?;
-        auth.set_sensitive(true);
-        headers.insert(AUTHORIZATION, auth);
-        if let Some(token) = credentials.token() {
-            let mut token = HeaderValue::from_str(token)
-                .map_err(|_| ApiError::Credentials("token is not a valid header value".into()))?;
-            token.set_sensitive(true);
-            headers.insert("X-TC-Token", token);
-        }
+            Some(&credentials),
+        )
+        .map_err(|e| ApiError::Credentials(e.to_string()))?;
 
         let request = axum::http::Request::post(self.endpoint.as_str()).body(Bytes::from(body));
 
@@ -301,32 +280,9 @@ impl LiveClient {
     }
 }
 
-/// The `Host` header value reqwest sends for a URL: the port only when it is not the default.
-pub fn host_header(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_header_keeps_only_non_default_ports() {
-        let u = |s: &str| Url::parse(s).unwrap();
-        assert_eq!(
-            host_header(&u("https://live.tencentcloudapi.com")),
-            "live.tencentcloudapi.com"
-        );
-        assert_eq!(
-            host_header(&u("https://live.tencentcloudapi.com:443/")),
-            "live.tencentcloudapi.com"
-        );
-        assert_eq!(host_header(&u("http://127.0.0.1:8080")), "127.0.0.1:8080");
-    }
 
     #[test]
     fn error_codes_and_retry_classes() {

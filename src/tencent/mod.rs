@@ -1,6 +1,7 @@
 //! Everything that knows Tencent Cloud: signing, the API client, its JSON, and credentials.
 //! Nothing outside this module parses Tencent's JSON or builds its requests.
 
+pub mod api3;
 pub mod budget;
 pub mod client;
 pub mod credentials;

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 use time::macros::{format_description, offset};
 
-use crate::exposition::packages::{
+use crate::domain::{
     Package, PackageKind, QueryType, Status, TRAFFIC_BILL_MODE_FIELDS, TrafficBillMode,
 };
 
@@ -201,7 +201,7 @@ fn parse_package(
     let unit = kind
         .unit()
         .or_else(|| query.default_kind().unit())
-        .unwrap_or(crate::exposition::packages::Unit::Bytes);
+        .unwrap_or(crate::domain::Unit::Bytes);
     let status = match optional_int(obj, "Status", pid, invalid) {
         Some(code) => Status::from_code(code),
         None => {

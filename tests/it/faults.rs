@@ -563,7 +563,8 @@ async fn redirects_from_the_api_endpoint_are_not_followed() {
     assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     assert!(sim.requests().is_empty(), "the redirect was followed");
     assert!(!exporter.all_up());
-    let m = Samples::parse(std::str::from_utf8(&exporter.store().exposition().text).unwrap());
+    let m =
+        Samples::parse(std::str::from_utf8(&exporter.store().exposition().text.to_vec()).unwrap());
     assert_eq!(
         m.value(r#"tencent_live_up{account="good",package_type="traffic"}"#),
         0.0

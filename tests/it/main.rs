@@ -16,4 +16,5 @@ mod scaling;
 mod soak;
 mod status_page;
 mod support;
+mod tidy;
 mod web;

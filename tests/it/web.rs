@@ -457,6 +457,36 @@ async fn basic_auth_admits_the_right_password_only() {
     assert_eq!(reload.status(), 200);
 }
 
+/// exporter-toolkit's `auth_excluded_paths`: a probe without the password gets its answer on a
+/// listed path, that exact path only; every other path still asks for the password.
+#[tokio::test]
+async fn auth_excluded_paths_serve_a_probe_without_the_password_and_nothing_else() {
+    let dir = Dir::new();
+    let config = dir.write(
+        "web.yml",
+        &format!(
+            "{}auth_excluded_paths:\n  - /healthz\n",
+            users_yaml(&[("alice", "wonderland")])
+        ),
+    );
+    let server = Server::start(Some(&config)).await;
+    let http = client();
+    let resp = http.get(server.http("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "ok\n");
+    for path in ["/metrics", "/healthz/", "/HEALTHZ", "/"] {
+        assert_challenged(&http.get(server.http(path)).send().await.unwrap());
+    }
+    assert_challenged(&http.post(server.http("/-/reload")).send().await.unwrap());
+    let resp = http
+        .get(server.http("/metrics"))
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
 #[tokio::test]
 async fn basic_auth_works_over_tls_with_headers_on_every_answer() {
     let dir = Dir::new();

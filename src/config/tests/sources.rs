@@ -1,6 +1,7 @@
 //! Config tests of credential sources, duration ranges, telemetry paths and --check-config escaping.
 
 use super::*;
+use crate::tencent::credentials::{BaseSource, SecretIdFrom, SecretKeyFrom};
 
 /// Tencent counts per key whatever label an account has: a `rate_limit_group` on one of two
 /// accounts that sign with one key joins that key's budget instead of splitting it (which let

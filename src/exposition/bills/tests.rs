@@ -1,7 +1,7 @@
 //! Unit tests of the bill history.
 
 use super::*;
-use crate::exposition::packages::{Status, Unit};
+use crate::domain::{Status, Unit};
 
 const T: PackageKind = PackageKind::Traffic;
 

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::exposition::packages::Unit;
+use crate::domain::Unit;
 
 const NOW: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;

@@ -1,7 +1,8 @@
 //! Unit tests of `metrics`.
 
 use super::*;
-use crate::exposition::packages::{PackageKind, Status, Unit};
+use crate::clock::unix_now;
+use crate::domain::{PackageKind, Status, Unit};
 
 fn pkg(id: &str, kind: PackageKind, unit: Unit) -> Package {
     Package {
@@ -195,6 +196,50 @@ fn removing_an_account_removes_all_its_own_series_and_only_its() {
     }
 }
 
+/// The assembled exposition holds a large pair's lines once: its segments are the piece's own
+/// memory, not a copy, and their concatenation is byte for byte the one-piece encoding.
+#[test]
+fn assembly_shares_a_large_pairs_lines_instead_of_copying_them() {
+    let list: Vec<Package> = (0..1000)
+        .map(|i| pkg(&format!("p{i}"), PackageKind::Traffic, Unit::Bytes))
+        .collect();
+    let pair = PairSeries {
+        account: "a",
+        query: QueryType::Traffic,
+        up: true,
+        last_success_unix: Some(1.0),
+        poll_duration_seconds: None,
+        bill_mode: None,
+        traffic_bill_modes: &[],
+        packages: Some(&list),
+    };
+    let m = ExporterMetrics::new();
+    let piece = encode_pair(&pair, &|_, _| false);
+    let assembled = assemble(std::iter::once(&piece), &m);
+    assert_eq!(assembled.to_vec(), encode(std::slice::from_ref(&pair), &m));
+    assert_eq!(assembled.len(), assembled.to_vec().len());
+    let (start, end) = (
+        piece.buf.as_ptr() as usize,
+        piece.buf.as_ptr() as usize + piece.len(),
+    );
+    let shared: usize = assembled
+        .segments()
+        .iter()
+        .filter(|s| (start..end).contains(&(s.as_ptr() as usize)))
+        .map(|s| s.len())
+        .sum();
+    assert!(
+        shared * 10 >= piece.len() * 9,
+        "{shared} of {} bytes shared",
+        piece.len()
+    );
+    assert!(
+        assembled.segments().len() < 2 * FAMILY_COUNT,
+        "{}",
+        assembled.segments().len()
+    );
+}
+
 /// (account index, query index, up, [(package id, kind index)]).
 type PairSpec = (usize, usize, bool, Vec<(u8, usize)>);
 
@@ -269,7 +314,7 @@ fn usable_ahead_is_exported_per_usable_package_in_its_unit() {
     let mut sooner = pkg("s", PackageKind::TopSpeedCodec, Unit::Minutes);
     sooner.expires_at = Some(1_752_000_000);
     let mut frozen = pkg("f", PackageKind::TopSpeedCodec, Unit::Minutes);
-    frozen.status = crate::exposition::packages::Status::Frozen;
+    frozen.status = crate::domain::Status::Frozen;
     frozen.expires_at = Some(1_700_000_000);
     let packages = [
         pkg("later", PackageKind::TopSpeedCodec, Unit::Minutes),

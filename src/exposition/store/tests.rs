@@ -1,11 +1,12 @@
 //! Unit tests of `store`.
 
 use super::*;
-use crate::exposition::packages::{PackageKind, Status, Unit};
+use crate::domain::{PackageKind, Status, Unit};
+use crate::poll::poller::PollError;
 use crate::tencent::client::ApiError;
 
-fn outcome(ids: &[&str]) -> PollOutcome {
-    PollOutcome {
+fn outcome(ids: &[&str]) -> Listing {
+    Listing {
         packages: ids
             .iter()
             .map(|id| Package {
@@ -22,7 +23,7 @@ fn outcome(ids: &[&str]) -> PollOutcome {
                 renewal_result: None,
             })
             .collect(),
-        ..PollOutcome::default()
+        ..Listing::default()
     }
 }
 
@@ -65,11 +66,23 @@ async fn success_replaces_whole_failure_keeps_and_other_pairs_are_untouched() {
     );
     assert!(t.contains("package_id=\"p3\""));
     assert_eq!(
-        s.record_failure("a", QueryType::Traffic, &FAIL, Duration::from_millis(5)),
+        s.record_failure(
+            "a",
+            QueryType::Traffic,
+            FAIL.code(),
+            FAIL.to_string(),
+            Duration::from_millis(5)
+        ),
         Transition::Changed
     );
     assert_eq!(
-        s.record_failure("a", QueryType::Traffic, &FAIL, Duration::from_millis(5)),
+        s.record_failure(
+            "a",
+            QueryType::Traffic,
+            FAIL.code(),
+            FAIL.to_string(),
+            Duration::from_millis(5)
+        ),
         Transition::Unchanged
     );
     let t = text(&s);
@@ -116,7 +129,13 @@ async fn package_series_expire_after_max_staleness() {
     let s = Store::new(Arc::new(ExporterMetrics::new()), Duration::from_secs(900));
     s.record_success("a", QueryType::Traffic, outcome(&["p1"]), Duration::ZERO);
     tokio::time::advance(Duration::from_secs(901)).await;
-    s.record_failure("a", QueryType::Traffic, &FAIL, Duration::ZERO);
+    s.record_failure(
+        "a",
+        QueryType::Traffic,
+        FAIL.code(),
+        FAIL.to_string(),
+        Duration::ZERO,
+    );
     let t = text(&s);
     assert!(!t.contains("package_id=\"p1\""), "{t}");
     assert!(t.contains("tencent_live_exporter_last_success_timestamp_seconds{account=\"a\""));
@@ -169,7 +188,13 @@ async fn the_status_page_shows_the_packages_metrics_shows_also_once_stale() {
         Duration::ZERO,
     );
     tokio::time::advance(Duration::from_secs(301)).await;
-    s.record_failure("old", QueryType::Traffic, &FAIL, Duration::ZERO);
+    s.record_failure(
+        "old",
+        QueryType::Traffic,
+        FAIL.code(),
+        FAIL.to_string(),
+        Duration::ZERO,
+    );
     let metrics = text(&s);
     let page = crate::http::status_page::render(&s.pairs(), "/metrics", unix_now());
     assert_eq!(
@@ -242,7 +267,7 @@ proptest::proptest! {
                     }
                     Step::Failure(a, q) => {
                         accounts.insert(a);
-                        s.record_failure(&format!("a{a}"), q, &FAIL, Duration::ZERO);
+                        s.record_failure(&format!("a{a}"), q, FAIL.code(), FAIL.to_string(), Duration::ZERO);
                     }
                     Step::Advance(secs) => tokio::time::advance(Duration::from_secs(secs)).await,
                     Step::Publish => {
@@ -418,7 +443,13 @@ async fn bills_are_rises_of_used_between_successes_and_survive_failures_and_stal
         o
     };
     s.record_success("acc", QueryType::Traffic, used(1), Duration::ZERO);
-    s.record_failure("acc", QueryType::Traffic, &FAIL, Duration::ZERO);
+    s.record_failure(
+        "acc",
+        QueryType::Traffic,
+        FAIL.code(),
+        FAIL.to_string(),
+        Duration::ZERO,
+    );
     tokio::time::advance(Duration::from_secs(120)).await;
     s.publish_now(Instant::now());
     let key = ("acc".to_owned(), QueryType::Traffic);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use prometheus::{Encoder, TextEncoder};
 
 use super::*;
-use crate::exposition::metrics::ExporterMetrics;
+use crate::telemetry::ExporterMetrics;
 
 /// One parsed sample: (metric name, labels in written order, value).
 type Sample = (String, Vec<(String, String)>, f64);
@@ -176,7 +176,7 @@ fn a_family_without_samples_is_left_out() {
     w.family("empty", "nothing", "gauge");
     w.end_family();
     w.family("full", "", "counter");
-    w.lines(b"full 1\n");
+    w.sample("full", &[], Value::Int(1));
     w.end_family();
     assert_eq!(
         String::from_utf8(w.into_bytes()).unwrap(),

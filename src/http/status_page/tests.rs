@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::domain::QueryType;
 use crate::exposition::bills::BillHistory;
-use crate::exposition::packages::QueryType;
 
 const NOW: f64 = 1_800_000_000.0;
 const DAY: f64 = 86_400.0;

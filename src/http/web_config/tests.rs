@@ -246,3 +246,37 @@ fn go_durations_parse() {
         assert_eq!(parse_go_duration(s), None, "{s}");
     }
 }
+
+/// exporter-toolkit's `auth_excluded_paths`: a top-level list of request paths, kept as written;
+/// an entry that could never equal a request's path is refused naming its index and the form
+/// it needs, and a value that is not a list of strings is refused naming the key.
+#[test]
+fn auth_excluded_paths_are_request_paths_or_refused() {
+    let c = ok(&format!(
+        "basic_auth_users:\n  alice: {HASH}\nauth_excluded_paths:\n  - /healthz\n  - /-/ready\n"
+    ));
+    assert_eq!(c.auth_excluded_paths, ["/healthz", "/-/ready"]);
+    assert!(
+        ok("auth_excluded_paths: []\n")
+            .auth_excluded_paths
+            .is_empty()
+    );
+    assert!(ok("").auth_excluded_paths.is_empty());
+    for (bad, index) in [
+        ("[healthz]", 0),
+        ("[/healthz, '']", 1),
+        ("['/healthz?probe=1']", 0),
+        ("['/a#b']", 0),
+        ("['/health z']", 0),
+    ] {
+        let e = refused(&format!("auth_excluded_paths: {bad}\n"));
+        assert!(
+            e.contains(&format!("auth_excluded_paths[{index}]")) && e.contains("starting with /"),
+            "{bad}: {e}"
+        );
+    }
+    for bad in ["/healthz", "{a: b}", "[[/x]]"] {
+        let e = refused(&format!("auth_excluded_paths: {bad}\n"));
+        assert!(e.contains("auth_excluded_paths"), "{bad}: {e}");
+    }
+}

@@ -1,8 +1,9 @@
 //! Unit tests of `poller`.
 
 use super::*;
-use crate::exposition::packages::{PackageKind, Status, Unit};
+use crate::domain::{PackageKind, Status, Unit};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// One poll of `s` as most tests want it: traffic, PageSize 10, no retries, re-reads ignored.
 async fn read_traffic(s: &Arc<Script>) -> Result<PollOutcome, PollError> {

@@ -4,12 +4,12 @@
 //! into JSON values and read field by field, so no parser message can quote a key or token.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::http::Request;
 use bytes::Bytes;
 use reqwest::Url;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -17,15 +17,14 @@ use super::{
     AssumeRoleSpec, BaseSource, CredentialError, Credentials, FetchContext, OidcSpec, STS_VERSION,
     SecretIdFrom, SecretKeyFrom, SourceSpec,
 };
-use crate::tencent::client::host_header;
-use crate::tencent::sign::{SigningInput, authorization};
+use crate::clock::unix_seconds;
+use crate::tencent::api3::{self, Call, host_header};
 use crate::tencent::transport::{Answer, TransportError};
 
 /// Secret and token files are small; a bigger one is not what it should be.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
 /// The region `AssumeRole` is sent to (as the SDKs' role-ARN provider does).
 const ASSUME_ROLE_REGION: &str = "ap-guangzhou";
-const CONTENT_TYPE_JSON: &str = "application/json";
 const SECURITY_CREDENTIALS: &str = "latest/meta-data/cam/security-credentials/";
 
 /// How long fetched credentials may be used.
@@ -324,7 +323,7 @@ fn temporary(
         .get(expired_field)
         .and_then(Value::as_i64)
         .ok_or_else(|| format!("{expired_field} is missing or not an integer"))?;
-    let now = unix_now();
+    let now = unix_seconds();
     if expired <= now {
         return Err(format!(
             "the credentials given expired already ({expired_field} {expired}, this host's clock says {now})"
@@ -397,47 +396,21 @@ async fn sts_call(
     signer: Option<&Credentials>,
 ) -> Result<(Credentials, Validity), String> {
     let body = body.to_string().into_bytes();
-    let timestamp = unix_now();
+    let timestamp = unix_seconds();
     let host = host_header(endpoint);
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_JSON));
-    headers.insert("X-TC-Action", HeaderValue::from_static(action));
-    headers.insert("X-TC-Version", HeaderValue::from_static(STS_VERSION));
-    headers.insert("X-TC-Timestamp", HeaderValue::from(timestamp));
-    if let Ok(region) = HeaderValue::from_str(region) {
-        headers.insert("X-TC-Region", region);
-    }
-    headers.insert(
-        "X-TC-RequestClient",
-        HeaderValue::from_static(concat!("tencent-live-exporter/", env!("CARGO_PKG_VERSION"))),
-    );
-    let auth = match signer {
-        Some(c) => {
-            let auth = authorization(
-                &c.secret_id,
-                c.key(),
-                &SigningInput {
-                    host: &host,
-                    content_type: CONTENT_TYPE_JSON,
-                    service: "sts",
-                    timestamp,
-                    body: &body,
-                },
-            );
-            if let Some(token) = c.token() {
-                let mut token = HeaderValue::from_str(token)
-                    .map_err(|_| "the session token is not a valid header value".to_owned())?;
-                token.set_sensitive(true);
-                headers.insert(HeaderName::from_static("x-tc-token"), token);
-            }
-            auth
-        }
-        None => "SKIP".to_owned(),
-    };
-    let mut auth = HeaderValue::from_str(&auth)
-        .map_err(|_| "the SecretId is not a valid header value".to_owned())?;
-    auth.set_sensitive(true);
-    headers.insert(AUTHORIZATION, auth);
+    let headers = api3::headers(
+        &Call {
+            host: &host,
+            service: "sts",
+            action,
+            version: STS_VERSION,
+            region: Some(region),
+            timestamp,
+            body: &body,
+        },
+        signer,
+    )
+    .map_err(|e| e.to_string())?;
 
     let answer = sts_post(ctx, endpoint, headers, body)
         .await
@@ -460,13 +433,6 @@ async fn sts_call(
         .get("Credentials")
         .ok_or_else(|| format!("STS {endpoint}: the answer has no Credentials"))?;
     temporary(creds, response, "ExpiredTime").map_err(|e| format!("STS {endpoint}: {e}"))
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// A GET from the CVM metadata service (never through a proxy): the body of a 2xx answer.
@@ -548,7 +514,7 @@ mod tests {
 
     #[test]
     fn temporary_credentials_are_checked_field_by_field_without_quoting_them() {
-        let future = unix_now() + 1000;
+        let future = unix_seconds() + 1000;
         let ok = json!({"TmpSecretId": "AKIDtmp", "TmpSecretKey": "tmp-secret", "Token": "tok", "ExpiredTime": future});
         let (c, v) = temporary(&ok, &ok, "ExpiredTime").unwrap();
         assert_eq!(c.secret_id, "AKIDtmp");

@@ -1,7 +1,7 @@
 //! Unit tests of `models`.
 
 use super::*;
-use crate::exposition::packages::Unit;
+use crate::domain::Unit;
 
 /// The API page's example answer, verbatim (one copy, kept by the simulator).
 const EXAMPLE: &str = tencent_live_simulator::EXAMPLE_RESPONSE;

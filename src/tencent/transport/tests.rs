@@ -13,8 +13,8 @@ use reqwest::Url;
 use serde_json::json;
 
 use super::*;
-use crate::exposition::metrics::ExporterMetrics;
-use crate::exposition::packages::QueryType;
+use crate::domain::QueryType;
+use crate::telemetry::ExporterMetrics;
 use crate::tencent::budget::Budget;
 use crate::tencent::client::{ApiError, LiveClient};
 use crate::tencent::credentials::{

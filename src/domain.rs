@@ -229,6 +229,17 @@ pub struct TrafficBillMode {
     pub mode: i64,
 }
 
+/// A pair's complete list, as one successful poll read it: what the store keeps and publishes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Listing {
+    /// One entry per package id, in the order the API listed them.
+    pub packages: Vec<Package>,
+    /// `PackageBillMode` of page 1; `None` when it was null, missing or invalid.
+    pub bill_mode: Option<i64>,
+    /// `FluxPackageBillMode` of page 1 (traffic queries only).
+    pub traffic_bill_modes: Vec<TrafficBillMode>,
+}
+
 /// The order of the first four `FluxPackageBillMode` fields.
 pub const TRAFFIC_BILL_MODE_FIELDS: [(&str, &str); 4] = [
     ("standard", "mainland"),
