@@ -9,7 +9,7 @@
 //! - `TLE_RUSTC_VERSION`: the first line of `$RUSTC --version`
 //!
 //! Test tools: for each tool an integration test needs (promtool, prometheus, alertmanager,
-//! amtool, chromium, kubectl) that is not on `PATH`, the cfg `missing_<tool>` is set, so the test
+//! amtool, chromium, kubectl, jsonnet) that is not on `PATH`, the cfg `missing_<tool>` is set, so the test
 //! is reported as *ignored* with the package to install
 //! (`#[cfg_attr(missing_promtool, ignore = "...")]`). Under `CI=true` no such cfg is ever set: the test runs
 //! and fails on the missing tool, so CI cannot pass by skipping.
@@ -18,13 +18,14 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The tools integration tests run, as `tests/it/support.rs` names them.
-const TOOLS: [&str; 6] = [
+const TOOLS: [&str; 7] = [
     "promtool",
     "prometheus",
     "alertmanager",
     "amtool",
     "chromium",
     "kubectl",
+    "jsonnet",
 ];
 
 fn main() {

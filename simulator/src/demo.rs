@@ -150,12 +150,13 @@ pub(super) fn beijing_time(delta: Duration) -> String {
 const TB: i64 = 1_000_000_000_000;
 const GB: i64 = 1_000_000_000;
 
-/// The Beijing time of day (hours) of the demo's start in its compressed clock: half an hour
-/// before the earliest bill hour, so the first bill comes within 0.02 to 0.4 of a demo day.
-pub const START_HOUR: f64 = 1.5;
-/// The seed of the demo's bill hours: the first bill at 03:30 of day 0, the bill of day 3 late
-/// (20:30).
-const SEED: u64 = 119;
+/// The Beijing time of day (hours) of the demo's start in its compressed clock: midnight, so
+/// that a scraper has seen the packages before the first bill.
+pub const START_HOUR: f64 = 0.0;
+/// The seed of the demo's bill hours: the first bill at 09:55 of day 0 (0.41 of a demo day
+/// after the start: 50 s of the default 2m day), the next at 04:16 of day 1, and the bill of
+/// day 3 late (20:30).
+const SEED: u64 = 623;
 
 /// The daily-settled demo account, in demo days (`d`):
 ///
@@ -338,7 +339,7 @@ mod tests {
             .expect("a demo package")
     }
 
-    /// The demo's story over a 120 s day: the first bill within 48 s hands the traffic pool over;
+    /// The demo's story over a 120 s day: the first bill at 50 s hands the traffic pool over;
     /// the top speed codec pool runs out at the second bill (1.5 days of usage) and goes
     /// pay-as-you-go; the transcode package expires unused on day 5; frozen packages take nothing.
     #[test]
@@ -350,11 +351,13 @@ mod tests {
             OffsetDateTime::now_utc(),
             day,
         );
+        demo.advance(std::time::Duration::from_secs(49));
         assert_eq!(
-            demo.advance(std::time::Duration::from_secs(48)),
-            2,
-            "one bill per account"
+            package(&demo, "demo-topspeed").left(),
+            43_200,
+            "no bill before 09:55"
         );
+        demo.advance(std::time::Duration::from_secs(50));
         assert_eq!(package(&demo, "demo-flux-low").status, status::EXHAUSTED);
         assert_eq!(package(&demo, "demo-flux-main").used, 40_200_000_000);
         assert_eq!(package(&demo, "demo-topspeed").left(), 14_400);

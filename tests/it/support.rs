@@ -262,6 +262,7 @@ pub fn package_of(tool: &str) -> &'static str {
         "alertmanager" | "amtool" => "prometheus-alertmanager",
         "chromium" => "chromium",
         "kubectl" => "kubernetes-client",
+        "jsonnet" => "jsonnet",
         _ => "(unknown: add it to tests/it/support.rs and build.rs)",
     }
 }

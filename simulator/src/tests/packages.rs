@@ -115,7 +115,7 @@ async fn demo_has_all_four_types_and_one_package_expiring_within_7_days() {
             .any(|p| p["BuyTime"].as_str().is_some_and(|b| b > year_ago.as_str()))
     );
 
-    // Billing: polls alone use nothing; the first bill (within 0.4 of a day) takes a day of
+    // Billing: polls alone use nothing; the first bill (50 s into a 120 s day) takes a day of
     // traffic (43.2 GB), used up the in-use package (3 GB) and hands over to the queued one.
     let package = |list: &[Value], id: &str| {
         list.iter()
@@ -141,7 +141,7 @@ async fn demo_has_all_four_types_and_one_package_expiring_within_7_days() {
         Duration::from_secs(120),
     );
     assert_eq!(demo.advance(Duration::ZERO), 0);
-    assert_eq!(demo.advance(Duration::from_secs(48)), 1, "the first bill");
+    assert_eq!(demo.advance(Duration::from_secs(50)), 1, "the first bill");
     let sim = demo.simulator();
     let billed = traffic(call(sim, &Req::new(json!({"PackageType": 0}))).await);
     assert_eq!(package(&billed, "demo-flux-low"), Some((Some(4), Some(0))));
