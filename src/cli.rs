@@ -384,6 +384,19 @@ mod tests {
     }
 
     #[test]
+    fn every_flag_is_in_the_readme_flags_table() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        for arg in Cli::command().get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            assert!(
+                readme.contains(&format!("| `--{long}")),
+                "--{long} is not in the README's flags table"
+            );
+        }
+    }
+
+    #[test]
     fn the_listen_address_flag_can_be_repeated() {
         let c = Cli::try_parse_from([
             "x",

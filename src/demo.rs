@@ -21,8 +21,9 @@ const SECRET_ID: &str = "AKIDDEMO00000000000000000000000000";
 const SECRET_KEY: &str = "demo-secret-key-not-a-real-one";
 const MONTHLY_SECRET_ID: &str = "AKIDDEMOMONTHLY0000000000000000000";
 const MONTHLY_SECRET_KEY: &str = "demo-monthly-secret-key-not-a-real-one";
-/// Demo polls often so that graphs move; a configured interval still wins.
-pub const INTERVAL: &str = "30s";
+/// Demo polls often, so that each bill (one per demo day, 2m by default) shows within an hour
+/// of demo time; a configured interval still wins.
+pub const INTERVAL: &str = "5s";
 /// How often the demo's bills are issued when due: well under the shortest demo day (1 s).
 const BILLING_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 

@@ -339,7 +339,7 @@ impl Billing {
                     status::IN_USE
                 };
             }
-            if let Some(k) = usize::try_from(kind).ok() {
+            if let Ok(k) = usize::try_from(kind) {
                 if let Some(b) = self.billed.get_mut(k) {
                     *b += usage;
                 }
