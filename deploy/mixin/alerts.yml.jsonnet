@@ -26,18 +26,7 @@ function(daySeconds=86400)
     deduction order (tencent_live_package_usable_ahead_*), and the runway counts only what can be
     used before it expires.
 
-      Alert                            Severity  Fires when                                             for
-      TencentLiveRunwayLow             warning   runway of a pair (usable in time / 7d rate) < %(warn)s  %(lowFor)s
-      TencentLiveRunwayCritical        critical  runway of a pair < %(crit)s                            %(critFor)s
-      TencentLivePayAsYouGo            critical  a pair has packages, none usable, none frozen          %(paygFor)s
-      TencentLiveQuotaExpiringUnused   warning   a usable package expiring within %(horizon)s keeps quota  %(expFor)s
-                                                 that the deduction order cannot reach in time
-      TencentLiveQuotaFrozen           warning   a pair holds frozen quota                              %(frozenFor)s
-      TencentLivePollFailing           warning   tencent_live_up == 0                                   %(pollFor)s
-      TencentLiveApiErrorsHigh         warning   API error ratio per (account, code) > 10 %% over 30m    15m
-      TencentLiveDataStale             critical  no successful poll of a pair for %(stale)s (%(polls)s polls)  1m
-      TencentLiveExporterDown          critical  up{%(sel)s} == 0                           5m
-      TencentLiveExporterAbsent        critical  absent(up{%(sel)s})                        10m
+    %(table)s
 
     The five pool alerts keep firing for %(keep)s through a gap in the data (keep_firing_for),
     e.g. an exporter replaced by a new instance. Thresholds in the README's "Alerts" section.
@@ -57,6 +46,23 @@ function(daySeconds=86400)
     stale: lib.duration(c.pollIntervalSeconds * c.stalenessPolls),
     polls: c.stalenessPolls,
     sel: c.exporterSelector,
+    table: std.join('\n', [l for l in [
+      std.rstripChars('%-32s %-9s %-58s %s' % row, ' ')
+      for row in [
+        ['Alert', 'Severity', 'Fires when', 'for'],
+        ['TencentLiveRunwayLow', 'warning', 'runway of a pair (usable in time / 7d rate) < ' + lib.duration(c.runwayWarningDays * daySeconds), d(c.runwayLowFor)],
+        ['TencentLiveRunwayCritical', 'critical', 'runway of a pair < ' + lib.duration(c.runwayCriticalDays * daySeconds), d(c.runwayCriticalFor)],
+        ['TencentLivePayAsYouGo', 'critical', 'a pair has packages, none usable, none frozen', d(c.payAsYouGoFor)],
+        ['TencentLiveQuotaExpiringUnused', 'warning', 'a package expiring within ' + lib.duration(c.expiringUnusedHorizonDays * daySeconds) + ' keeps quota that the', d(c.expiringUnusedFor)],
+        ['', '', 'deduction order cannot reach in time', ''],
+        ['TencentLiveQuotaFrozen', 'warning', 'a pair holds frozen quota', d(c.quotaFrozenFor)],
+        ['TencentLivePollFailing', 'warning', 'tencent_live_up == 0', lib.duration(c.pollIntervalSeconds * 3)],
+        ['TencentLiveApiErrorsHigh', 'warning', 'API error ratio per (account, code) > 10 % over 30m', '15m'],
+        ['TencentLiveDataStale', 'critical', 'no successful poll of a pair for %s (%d polls)' % [lib.duration(c.pollIntervalSeconds * c.stalenessPolls), c.stalenessPolls], '1m'],
+        ['TencentLiveExporterDown', 'critical', 'up{%s} == 0' % c.exporterSelector, '5m'],
+        ['TencentLiveExporterAbsent', 'critical', 'absent(up{%s})' % c.exporterSelector, '10m'],
+      ]
+    ]]),
   };
   local comment = std.join('\n', [if l == '' then '#' else '# ' + l for l in std.split(std.rstripChars(header, '\n'), '\n')]);
   // One group: its rules run in order, so every alert sees the recording rules of the same
@@ -67,4 +73,4 @@ function(daySeconds=86400)
       rules: std.flattenArrays([g.rules for g in mixin.prometheusRules.groups + mixin.prometheusAlerts.groups]),
     }],
   };
-  comment + '\n\n' + std.manifestYamlDoc(file, true, false) + '\n'
+  comment + '\n\n' + (import 'yaml.libsonnet').manifest(file)
