@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Writes every file generated from the monitoring mixin (deploy/mixin), or with --check fails
+# when one differs from what is committed (CI runs it so, from deploy/check.sh):
+#
+#   deploy/prometheus/alerts.yml          the rule file for a real day (daySeconds=86400)
+#   deploy/prometheus/demo/alerts.yml     the same for the demo's default day (--demo.day 2m)
+#   deploy/kubernetes/prometheusrule.yaml the PrometheusRule, from alerts.yml
+#                                         (deploy/kubernetes/generate-prometheusrule.py)
+#
+# Needs Debian's `jsonnet` and python3 with PyYAML (deploy/check.sh installs them).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+check=false
+case "${1:-}" in
+  --check) check=true ;;
+  "") ;;
+  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+esac
+
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+status=0
+
+# emit DAY_SECONDS TARGET: the rule file for a day of DAY_SECONDS seconds.
+emit() {
+  jsonnet -S --tla-code "daySeconds=$1" deploy/mixin/alerts.yml.jsonnet >"$scratch/out"
+  if $check; then
+    if ! diff -u "$2" "$scratch/out" >"$scratch/diff" 2>&1; then
+      echo "$2 differs from what deploy/mixin generates (run deploy/mixin/generate.sh):" >&2
+      sed -n 1,40p "$scratch/diff" >&2
+      status=1
+    fi
+  else
+    cp "$scratch/out" "$2"
+    echo "wrote $2"
+  fi
+}
+
+emit 86400 deploy/prometheus/alerts.yml
+emit 120 deploy/prometheus/demo/alerts.yml
+if $check; then
+  python3 deploy/kubernetes/generate-prometheusrule.py --check || status=1
+else
+  python3 deploy/kubernetes/generate-prometheusrule.py
+fi
+exit "$status"
