@@ -3,7 +3,7 @@
 #   mixin/       generate.sh --check: the files generated from the monitoring mixin (jsonnet)
 #                are what it generates (prometheus/alerts.yml, prometheus/demo/alerts.yml,
 #                kubernetes/prometheusrule.yaml)
-#   prometheus/  promtool check rules, test rules, check config
+#   prometheus/  promtool check rules, test rules, check config (and of the demo's configuration)
 #   alertmanager/ amtool check-config, and the routes of a critical and a warning alert
 #   systemd/     systemd-analyze verify and an offline `security` exposure bound
 #   docker/      hadolint
@@ -94,6 +94,8 @@ check "promtool test rules deploy/prometheus/alerts.test.yml deploy/prometheus/a
   promtool test rules deploy/prometheus/alerts.test.yml deploy/prometheus/alerts.minute.test.yml
 check "promtool check config deploy/prometheus/prometheus.yml" \
   promtool check config deploy/prometheus/prometheus.yml
+check "promtool check config deploy/prometheus/demo/prometheus.yml" \
+  promtool check config deploy/prometheus/demo/prometheus.yml
 check "amtool check-config deploy/alertmanager/alertmanager.yml" \
   amtool check-config deploy/alertmanager/alertmanager.yml
 # A critical alert pages, a warning opens a ticket.
