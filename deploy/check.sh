@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Checks everything under deploy/ with the tools each file is meant for:
-#   prometheus/  promtool check rules, test rules, check config
+#   mixin/       generate.sh --check: the files generated from the monitoring mixin (jsonnet)
+#                are what it generates (prometheus/alerts.yml, prometheus/demo/alerts.yml,
+#                kubernetes/prometheusrule.yaml)
+#   prometheus/  promtool check rules, test rules, check config (and of the demo's configuration)
 #   alertmanager/ amtool check-config, and the routes of a critical and a warning alert
 #   systemd/     systemd-analyze verify and an offline `security` exposure bound; debian/'s unit
 #                is the same but for the binary's path and the system user
@@ -9,8 +12,8 @@
 #   kubernetes/  kubectl kustomize renders the base (kustomization.yaml: every resource, the
 #                ConfigMap generated from config.toml and referenced by the Deployment);
 #                kubernetes-validate (strict, bundled schemas) on the rendered core manifests
-#                and the Secret example; the PrometheusRule generator's --check (up to date
-#                with alerts.yml, and the operator resources structurally valid)
+#                and the Secret example; the PrometheusRule generator's --check (run by
+#                mixin/generate.sh --check: up to date, operator resources structurally valid)
 #   grafana/     valid JSON (its queries, variables, units and runbook links are checked by
 #                `cargo test --test it deploy::dashboard`: it is generated from mixin/)
 # Installs what is missing, system-wide (Debian packages with apt-get, Python tools with pip into
@@ -52,6 +55,7 @@ command -v python3 >/dev/null || apt_install python3 python3-pip
 # Where pip puts console scripts (a pyenv shim may not exist yet for a fresh install).
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 command -v promtool >/dev/null || apt_install prometheus
+command -v jsonnet >/dev/null || apt_install jsonnet
 command -v amtool >/dev/null || apt_install prometheus-alertmanager
 command -v systemd-analyze >/dev/null || apt_install systemd
 # Debian's kubectl 1.20 (kustomize v2.0.3) or any newer one: the base is written for both.
@@ -85,12 +89,16 @@ check() {
   fi
 }
 
-check "promtool check rules deploy/prometheus/alerts.yml" \
-  promtool check rules deploy/prometheus/alerts.yml
-check "promtool test rules deploy/prometheus/alerts.test.yml" \
-  promtool test rules deploy/prometheus/alerts.test.yml
+check "deploy/mixin/generate.sh --check" \
+  bash deploy/mixin/generate.sh --check
+check "promtool check rules deploy/prometheus/alerts.yml deploy/prometheus/demo/alerts.yml" \
+  promtool check rules deploy/prometheus/alerts.yml deploy/prometheus/demo/alerts.yml
+check "promtool test rules deploy/prometheus/alerts.test.yml deploy/prometheus/alerts.minute.test.yml" \
+  promtool test rules deploy/prometheus/alerts.test.yml deploy/prometheus/alerts.minute.test.yml
 check "promtool check config deploy/prometheus/prometheus.yml" \
   promtool check config deploy/prometheus/prometheus.yml
+check "promtool check config deploy/prometheus/demo/prometheus.yml" \
+  promtool check config deploy/prometheus/demo/prometheus.yml
 check "amtool check-config deploy/alertmanager/alertmanager.yml" \
   amtool check-config deploy/alertmanager/alertmanager.yml
 # A critical alert pages, a warning opens a ticket.
@@ -223,8 +231,6 @@ kubernetes_validate() {
   done
 }
 check "kubernetes-validate deploy/kubernetes (rendered) core manifests" kubernetes_validate
-check "deploy/kubernetes/generate-prometheusrule.py --check" \
-  python3 deploy/kubernetes/generate-prometheusrule.py --check
 
 # The CAM policies of deploy/tencent/: the least privilege allows exactly
 # live:DescribeLivePackageInfo; the trust policy requires a qcs:ExternalId.

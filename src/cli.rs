@@ -84,9 +84,51 @@ pub struct Cli {
     #[arg(long = "demo", env = "TLE_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub demo: bool,
 
+    /// With --demo: the length of one demo "day" (humantime, 1s to 1d) [default: 2m]. Usage
+    /// accrues over it and lands on the packages once per demo day at a bill hour, as Tencent's
+    /// daily bill does; package times are in demo days too.
+    #[arg(long = "demo.day", env = "TLE_DEMO_DAY", value_name = "DURATION")]
+    pub demo_day: Option<String>,
+
     /// Print the version, git revision and branch, build date and rustc version, and exit.
     #[arg(long = "version", short = 'V', action = ArgAction::SetTrue)]
     pub version: bool,
+}
+
+/// The default of `--demo.day`.
+pub const DEFAULT_DEMO_DAY: std::time::Duration = std::time::Duration::from_secs(120);
+/// The shortest and longest `--demo.day`.
+pub const DEMO_DAY_RANGE: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(86_400),
+);
+
+impl Cli {
+    /// The demo's day: [`DEFAULT_DEMO_DAY`] unless `--demo.day` says otherwise; `None` without
+    /// `--demo`. Errors (naming the flag) when `--demo.day` is given without `--demo`, does not
+    /// parse, or is outside [`DEMO_DAY_RANGE`].
+    pub fn demo_day(&self) -> Result<Option<std::time::Duration>, String> {
+        let Some(text) = &self.demo_day else {
+            return Ok(self.demo.then_some(DEFAULT_DEMO_DAY));
+        };
+        if !self.demo {
+            return Err(format!(
+                "--demo.day (TLE_DEMO_DAY) {text:?} is only meaningful with --demo; \
+                 pass --demo or drop it"
+            ));
+        }
+        let day = humantime::parse_duration(text.trim())
+            .map_err(|e| format!("--demo.day {text:?} is not a duration like 2m or 30s: {e}"))?;
+        let (least, most) = DEMO_DAY_RANGE;
+        if day < least || day > most {
+            return Err(format!(
+                "--demo.day {text:?} is outside {} to {}",
+                humantime::format_duration(least),
+                humantime::format_duration(most)
+            ));
+        }
+        Ok(Some(day))
+    }
 }
 
 /// Whether text logs carry ANSI colour codes: only when stderr is a terminal, and never when
@@ -325,6 +367,46 @@ mod tests {
         assert!(!c.version);
         assert!(Cli::try_parse_from(["x", "--version"]).unwrap().version);
         assert!(Cli::try_parse_from(["x", "-V"]).unwrap().version);
+    }
+
+    #[test]
+    fn demo_day_defaults_to_2m_with_demo_and_is_refused_without_it_or_out_of_range() {
+        let day = |args: &[&str]| {
+            Cli::try_parse_from([&["tencent-live-exporter"], args].concat())
+                .expect("parses")
+                .demo_day()
+        };
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(day(&[]), Ok(None));
+        assert_eq!(day(&["--demo"]), Ok(Some(secs(120))));
+        assert_eq!(day(&["--demo", "--demo.day", "5s"]), Ok(Some(secs(5))));
+        assert_eq!(day(&["--demo", "--demo.day=1d"]), Ok(Some(secs(86_400))));
+        assert_eq!(day(&["--demo", "--demo.day=1s"]), Ok(Some(secs(1))));
+        for (args, says) in [
+            (&["--demo.day", "5s"][..], "only meaningful with --demo"),
+            (&["--demo", "--demo.day", "999ms"], "outside 1s to 1day"),
+            (&["--demo", "--demo.day", "25h"], "outside 1s to 1day"),
+            (&["--demo", "--demo.day", "soon"], "not a duration"),
+        ] {
+            let err = day(args).expect_err("refused");
+            assert!(
+                err.contains("--demo.day") && err.contains(says),
+                "{args:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_flag_is_in_the_readme_flags_table() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        for arg in Cli::command().get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            assert!(
+                readme.contains(&format!("| `--{long}")),
+                "--{long} is not in the README's flags table"
+            );
+        }
     }
 
     #[test]

@@ -66,12 +66,15 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let shutdown = CancellationToken::new();
     let mut reloads = signals::handle(shutdown.clone())?;
+    // --demo.day without --demo, or out of range: exit 2 naming the flag.
+    let demo_day = cli.demo_day().map_err(anyhow::Error::msg)?;
     #[cfg(feature = "demo")]
-    let demo_endpoint = if cli.demo {
-        Some(demo::start_simulator(shutdown.clone()).await?)
-    } else {
-        None
+    let demo_endpoint = match demo_day {
+        Some(day) => Some(demo::start_simulator(shutdown.clone(), day).await?),
+        None => None,
     };
+    #[cfg(not(feature = "demo"))]
+    let _ = demo_day;
     // The flag stays (so a script that passes it gets this message, not clap's "unexpected
     // argument"), and refuses to start: exit 2.
     #[cfg(not(feature = "demo"))]

@@ -5,4 +5,4 @@
 // config (a top-level argument) overrides _config, e.g.
 //   jsonnet --tla-code config='{ clusterLabel: "cluster" }' deploy/mixin/dashboards.json.jsonnet
 function(config={})
-  ((import 'dashboards.libsonnet') + { _config+:: config }).grafanaDashboards['tencent-live-packages.json']
+  ((import 'mixin.libsonnet') + { _config+:: config }).grafanaDashboards['tencent-live-packages.json']

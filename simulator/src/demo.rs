@@ -1,10 +1,12 @@
-//! The API page's example response and the demo account, whose packages are used up at steady
-//! rates by a wall-clock usage model (so the pool alert rules have something to show).
+//! The API page's example response and the demo accounts, whose packages are billed as Tencent
+//! bills them ([`crate::billing`]) over a compressed day, so that the pool alert rules have
+//! something to show within minutes.
 
-use serde_json::{Value, json};
-use time::{Duration, OffsetDateTime, macros::offset};
+use serde_json::Value;
+use time::{Duration, OffsetDateTime};
 
 use super::Simulator;
+use crate::billing::{Billing, Package};
 
 /// The example response of the API page (`DescribeLivePackageInfo`, 示例1), verbatim.
 pub const EXAMPLE_RESPONSE: &str = r#"{
@@ -142,279 +144,236 @@ pub(super) fn example_response_packages() -> Vec<Value> {
 
 /// Now, shifted by `delta`, in Beijing time (UTC+8), as `YYYY-MM-DD HH:MM:SS`.
 pub(super) fn beijing_time(delta: Duration) -> String {
-    beijing_time_at(OffsetDateTime::now_utc(), delta)
-}
-
-/// `origin` shifted by `delta`, in Beijing time (UTC+8), as `YYYY-MM-DD HH:MM:SS`.
-fn beijing_time_at(origin: OffsetDateTime, delta: Duration) -> String {
-    let origin = origin.to_offset(offset!(+8));
-    let t = origin.checked_add(delta).unwrap_or(origin);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-/// One demo package as it is when the demo starts.
-struct Planned {
-    id: &'static str,
-    /// The package's `Type`: 0 traffic, 1 transcode, 2 top speed codec, 3 co-anchoring.
-    kind: i64,
-    /// `Status` at the start: 0 unused, 1 in use, 2 expired.
-    status: i64,
-    /// `Total` and `Used` at the start, in the API's units (bytes, minutes, hours).
-    total: i64,
-    used: i64,
-    bought_days_ago: i64,
-    /// Negative: expired that many days ago.
-    expires_in_days: i64,
-    will_renew: Value,
-    renewal_result: Value,
-}
-
-/// The packages of one package `Type`, in the order Tencent draws them down (in-use first, then
-/// the queued unused ones), used at a steady rate.
-struct Pool {
-    /// The request's `PackageType` whose list holds these packages.
-    query_type: u8,
-    /// Units (of the API: bytes, minutes, hours) used per second of wall-clock time.
-    rate_per_second: f64,
-    packages: Vec<Planned>,
+    crate::billing::beijing_time(OffsetDateTime::now_utc(), delta)
 }
 
 const TB: i64 = 1_000_000_000_000;
 const GB: i64 = 1_000_000_000;
 
-/// The demo account's pools. Rates are per second of wall-clock time, so what the alert rules
-/// compute does not depend on the poll interval:
+/// The Beijing time of day (hours) of the demo's start in its compressed clock: midnight, so
+/// that a scraper has seen the packages before the first bill.
+pub const START_HOUR: f64 = 0.0;
+/// The seed of the demo's bill hours: the first bill at 09:55 of day 0 (0.41 of a demo day
+/// after the start: 50 s of the default 2m day), the next at 04:16 of day 1, and the bill of
+/// day 3 late (20:30).
+const SEED: u64 = 623;
+
+/// The daily-settled demo account, in demo days (`d`):
 ///
 /// - traffic (Type 0): `demo-flux-low` in use, 100 GB with 3 % left (`WillRenew`/`RenewalResult`
-///   null), and `demo-flux-main` (1 TB, unused, auto-renewing) queued behind it; used at
-///   0.5 MB/s (43.2 GB a day), the first runs out after 100 minutes and hands over to the second:
-///   the pool lasts 23 days, so nothing pages. The API page's nine example packages are listed
-///   too (one of them is still "in use" but past its expiry: not usable).
-/// - transcode (Type 1): `demo-transcode-new`, unused, 10,000 minutes, expires in about 5 days
-///   and is not being used: all of it will expire unused. `demo-transcode-old` expired 35 days ago.
-/// - top speed codec (Type 2): `demo-topspeed` in use, 43,200 of 100,000 minutes left, used at 30
-///   minutes a minute: the pool runs out in 1 day (runway alerts, critical).
-/// - co-anchoring (Type 3): `demo-mic` in use, 750 of 1,000 hours left, used at 2 hours an hour:
-///   15.6 days, no alert.
-fn pools() -> Vec<Pool> {
-    let off = || (json!(0), json!(0));
-    let planned = |id,
-                   kind,
-                   status,
-                   (total, used),
-                   (bought_days_ago, expires_in_days),
-                   renew: (Value, Value)| Planned {
-        id,
-        kind,
-        status,
-        total,
-        used,
-        bought_days_ago,
-        expires_in_days,
-        will_renew: renew.0,
-        renewal_result: renew.1,
-    };
-    vec![
-        Pool {
-            query_type: 0,
-            rate_per_second: 500_000.0,
-            packages: vec![
-                planned(
-                    "demo-flux-low",
-                    0,
-                    1,
-                    (100 * GB, 97 * GB),
-                    (200, 165),
-                    (Value::Null, Value::Null),
-                ),
-                planned(
-                    "demo-flux-main",
-                    0,
-                    0,
-                    (TB, 0),
-                    (10, 305),
-                    (json!(1), json!(0)),
-                ),
-            ],
-        },
-        Pool {
-            query_type: 1,
-            rate_per_second: 0.0,
-            packages: vec![
-                planned("demo-transcode-new", 1, 0, (10_000, 0), (360, 5), off()),
-                planned("demo-transcode-old", 1, 2, (1_000, 400), (400, -35), off()),
-            ],
-        },
-        Pool {
-            query_type: 1,
-            rate_per_second: 0.5,
-            packages: vec![planned(
-                "demo-topspeed",
-                2,
-                1,
-                (100_000, 56_800),
-                (30, 335),
-                off(),
-            )],
-        },
-        Pool {
-            query_type: 2,
-            rate_per_second: 2.0 / 3600.0,
-            packages: vec![planned("demo-mic", 3, 1, (1_000, 250), (90, 275), off())],
-        },
-    ]
-}
-
-/// The pool's packages after `elapsed` of use since `origin` (the demo's start): the amount used
-/// so far is drawn from the usable packages (unused or in use, quota left) in order; a package
-/// drawn from goes in use, one drawn to 0 is exhausted (Status 4).
-fn pool_at(pool: &Pool, origin: OffsetDateTime, elapsed: Duration) -> Vec<Value> {
-    // Whole units only: the API's amounts are integers.
-    let mut to_use = (pool.rate_per_second * elapsed.as_seconds_f64()).floor() as i64;
-    pool.packages
-        .iter()
-        .map(|p| {
-            let (mut used, mut status) = (p.used, p.status);
-            if matches!(status, 0 | 1) && to_use > 0 {
-                let take = to_use.min(p.total - used).max(0);
-                used += take;
-                to_use -= take;
-                if take > 0 {
-                    status = 1;
-                }
-            }
-            if matches!(status, 0 | 1) && used >= p.total {
-                status = 4;
-            }
-            json!({
-                "Id": p.id,
-                "Type": p.kind,
-                "Status": status,
-                "Total": p.total,
-                "Used": used,
-                "Left": p.total - used,
-                "BuyTime": beijing_time_at(origin, Duration::days(-p.bought_days_ago) + Duration::minutes(-17)),
-                "ExpireTime": beijing_time_at(origin, Duration::days(p.expires_in_days) + Duration::minutes(-17)),
-                "WillRenew": p.will_renew,
-                "RenewalResult": p.renewal_result,
-            })
-        })
-        .collect()
-}
-
-/// The demo account's three lists (by query type) after `elapsed` since `origin`.
-// Proven: query types of the demo pools are constants in 0..=2, the array has 3 lists.
-#[allow(clippy::indexing_slicing)]
-fn lists_at(origin: OffsetDateTime, elapsed: Duration) -> [Vec<Value>; 3] {
-    let mut lists: [Vec<Value>; 3] = Default::default();
-    for pool in pools() {
-        lists[usize::from(pool.query_type)].extend(pool_at(&pool, origin, elapsed));
+///   null), and `demo-flux-main` (1 TB, unused, auto-renewing) queued behind it; 43.2 GB a day:
+///   the first runs out at the first bill and hands over to the second; the pool lasts 23 days.
+///   The API page's nine example packages are listed too (one of them is still "in use" but
+///   past its expiry: not usable).
+/// - transcode (Type 1): `demo-transcode-new`, unused, 10,000 minutes, expires in 5 days and is
+///   not used: all of it will expire unused. `demo-transcode-old` expired 35 days ago.
+/// - top speed codec (Type 2): `demo-topspeed` in use, 43,200 of 100,000 minutes left, 28,800
+///   minutes a day: the pool runs out at the second bill, 1.5 days of usage.
+/// - co-anchoring (Type 3): `demo-mic` in use, 750 of 1,000 hours left, 48 hours a day: 15.6 days.
+fn daily_account(origin: OffsetDateTime, day: std::time::Duration) -> Billing {
+    let mut b = Billing::new(origin, day, START_HOUR, SEED);
+    let day = b.day();
+    // 17 minutes (of a demo day) off the whole day, so times do not look round.
+    let d = |n: f64| day * n - day * (17.0 / 1440.0);
+    let mut low = Package::new(
+        "demo-flux-low",
+        0,
+        (100 * GB, 97 * GB),
+        d(-200.0),
+        Some(d(165.0)),
+    );
+    (low.will_renew, low.renewal_result) = (Value::Null, Value::Null);
+    let mut main = Package::new("demo-flux-main", 0, (TB, 0), d(-10.0), Some(d(355.0)));
+    main.will_renew = Value::from(1);
+    let mut old = Package::new(
+        "demo-transcode-old",
+        1,
+        (1_000, 400),
+        d(-400.0),
+        Some(d(-35.0)),
+    );
+    old.status = crate::billing::status::EXPIRED;
+    let packages = [
+        low,
+        main,
+        Package::new(
+            "demo-transcode-new",
+            1,
+            (10_000, 0),
+            d(-360.0),
+            Some(d(5.0)),
+        ),
+        old,
+        Package::new(
+            "demo-topspeed",
+            2,
+            (100_000, 56_800),
+            d(-30.0),
+            Some(d(335.0)),
+        ),
+        Package::new("demo-mic", 3, (1_000, 250), d(-90.0), Some(d(275.0))),
+    ];
+    for p in packages {
+        b.add_package(p);
     }
-    lists[0].extend(example_response_packages());
-    lists
+    b.set_daily_usage(0, 43_200_000_000);
+    b.set_daily_usage(2, 28_800);
+    b.set_daily_usage(3, 48);
+    b
 }
 
-/// One account holding packages of all four Types (see [`pools`]), with times relative to now,
-/// as they are at the demo's start; [`Simulator::advance_demo`] uses them up.
-pub(super) fn demo(secret_id: &str, secret_key: &str) -> Simulator {
-    let sim = Simulator::new();
-    sim.add_account(secret_id, secret_key);
-    for (query_type, list) in (0u8..).zip(lists_at(OffsetDateTime::now_utc(), Duration::ZERO)) {
-        sim.set_packages(secret_id, query_type, list);
-    }
-    sim
+/// The monthly-settled demo account: its packages are frozen (Status 3) and take nothing;
+/// `demo-frozen-flux` (500 GB, 320 GB left) expires in 20 days, `demo-frozen-transcode` (5,000
+/// minutes, 4,000 left) in 60 days; its 20 GB of traffic a day is billed after use.
+fn monthly_account(origin: OffsetDateTime, day: std::time::Duration) -> Billing {
+    let mut b = Billing::new(origin, day, START_HOUR, SEED + 1);
+    let day = b.day();
+    let d = |n: f64| day * n;
+    b.set_monthly_settlement(true);
+    b.add_package(Package::new(
+        "demo-frozen-flux",
+        0,
+        (500 * GB, 180 * GB),
+        d(-345.0),
+        Some(d(20.0)),
+    ));
+    b.add_package(Package::new(
+        "demo-frozen-transcode",
+        1,
+        (5_000, 1_000),
+        d(-305.0),
+        Some(d(60.0)),
+    ));
+    b.set_daily_usage(0, 20 * GB);
+    b
 }
 
-impl Simulator {
-    /// Sets the demo account's packages to what they are `elapsed` after the demo's start at
-    /// `origin` (package times are relative to it): each pool used at its steady rate (see
-    /// [`Simulator::demo`]), whatever the poll interval. Call it every second or so.
-    pub fn advance_demo(
-        &self,
-        secret_id: &str,
+/// The demo: a simulator with its accounts, billed over a day of any length.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    sim: Simulator,
+    /// (SecretId, billing, whether the API page's example packages are listed too).
+    accounts: Vec<(String, Billing, bool)>,
+}
+
+impl Demo {
+    /// The demo accounts, with package times relative to `origin` and a day of `day`: the
+    /// daily-settled account `daily` (SecretId, SecretKey), and when given the monthly-settled
+    /// one. Call [`Demo::advance`] to issue the bills due.
+    pub fn new(
+        daily: (&str, &str),
+        monthly: Option<(&str, &str)>,
         origin: OffsetDateTime,
-        elapsed: std::time::Duration,
-    ) {
-        let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::MAX);
-        for (query_type, list) in (0u8..).zip(lists_at(origin, elapsed)) {
-            self.set_packages(secret_id, query_type, list);
+        day: std::time::Duration,
+    ) -> Self {
+        let sim = Simulator::new();
+        let mut accounts = vec![(daily.0.to_owned(), daily_account(origin, day), true)];
+        sim.add_account(daily.0, daily.1);
+        if let Some((id, key)) = monthly {
+            sim.add_account(id, key);
+            accounts.push((id.to_owned(), monthly_account(origin, day), false));
+        }
+        let demo = Demo { sim, accounts };
+        demo.show();
+        demo
+    }
+
+    /// The simulator that serves the demo accounts.
+    pub fn simulator(&self) -> &Simulator {
+        &self.sim
+    }
+
+    /// The accounts' billing: (SecretId, billing).
+    pub fn accounts(&self) -> impl Iterator<Item = (&str, &Billing)> {
+        self.accounts.iter().map(|(id, b, _)| (id.as_str(), b))
+    }
+
+    /// Issues the bills due `elapsed` after the origin and shows the packages as they now are;
+    /// the number of bills issued. Call it every second or so.
+    pub fn advance(&mut self, elapsed: std::time::Duration) -> usize {
+        let issued = self
+            .accounts
+            .iter_mut()
+            .map(|(_, b, _)| b.advance(elapsed).len())
+            .sum();
+        self.show();
+        issued
+    }
+
+    fn show(&self) {
+        for (id, billing, examples) in &self.accounts {
+            for q in 0..3u8 {
+                let mut list = billing.list(q);
+                if q == 0 && *examples {
+                    list.extend(example_response_packages());
+                }
+                self.sim.set_packages(id, q, list);
+            }
         }
     }
+}
+
+/// One daily-settled account (see [`daily_account`]) with times relative to now and real days,
+/// as it is at the start.
+pub(super) fn demo(secret_id: &str, secret_key: &str) -> Simulator {
+    let day = std::time::Duration::from_secs(86_400);
+    Demo::new(
+        (secret_id, secret_key),
+        None,
+        OffsetDateTime::now_utc(),
+        day,
+    )
+    .simulator()
+    .clone()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
+    use crate::billing::status;
 
-    fn amounts(list: &[Value]) -> Vec<(i64, i64, i64, i64)> {
-        list.iter()
-            .map(|p| {
-                let int = |k: &str| p[k].as_i64().expect("integer field");
-                (int("Status"), int("Total"), int("Used"), int("Left"))
-            })
-            .collect()
+    fn package<'a>(demo: &'a Demo, id: &str) -> &'a Package {
+        demo.accounts()
+            .flat_map(|(_, b)| b.packages())
+            .find(|p| p.id == id)
+            .expect("a demo package")
     }
 
-    proptest! {
-        /// Whatever the elapsed time, each pool has used exactly its rate × elapsed (whole units),
-        /// capped by what its usable packages held; Used + Left = Total; and a later time never
-        /// uses less of any package.
-        #[test]
-        fn pools_use_their_rate_and_never_run_backwards(a in 0u64..40_000_000, b in 0u64..40_000_000) {
-            let origin = OffsetDateTime::now_utc();
-            let (early, late) = (a.min(b), a.max(b));
-            for pool in pools() {
-                let at = |s: u64| amounts(&pool_at(&pool, origin, Duration::seconds(s as i64)));
-                let (start, before, after) = (at(0), at(early), at(late));
-                let usable: i64 = start.iter().filter(|p| matches!(p.0, 0 | 1)).map(|p| p.3).sum();
-                let used = |list: &[(i64, i64, i64, i64)]| list.iter().map(|p| p.2).sum::<i64>();
-                let expected = ((pool.rate_per_second * late as f64).floor() as i64).min(usable);
-                prop_assert_eq!(used(&after) - used(&start), expected);
-                for ((s, total, u, left), (_, _, u_before, _)) in after.iter().zip(&before) {
-                    prop_assert_eq!(u + left, *total);
-                    prop_assert!(*left >= 0 && u >= u_before);
-                    prop_assert!(*left > 0 || !matches!(s, 0 | 1), "an empty package is not usable");
-                }
-            }
-        }
-    }
-
+    /// The demo's story over a 120 s day: the first bill at 50 s hands the traffic pool over;
+    /// the top speed codec pool runs out at the second bill (1.5 days of usage) and goes
+    /// pay-as-you-go; the transcode package expires unused on day 5; frozen packages take nothing.
     #[test]
-    fn the_traffic_pool_hands_over_to_the_queued_package() {
-        let traffic = pools().into_iter().next().unwrap();
-        let origin = OffsetDateTime::now_utc();
-        let ids_and_status = |s: i64| {
-            pool_at(&traffic, origin, Duration::seconds(s))
-                .iter()
-                .map(|p| {
-                    (
-                        p["Id"].as_str().unwrap().to_owned(),
-                        p["Status"].as_i64().unwrap(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        };
-        // 3 GB at 0.5 MB/s: 6000 s.
-        assert_eq!(
-            ids_and_status(5_999),
-            [("demo-flux-low".into(), 1), ("demo-flux-main".into(), 0)]
+    fn the_demo_tells_its_story_in_compressed_days() {
+        let day = std::time::Duration::from_secs(120);
+        let mut demo = Demo::new(
+            ("daily", "k"),
+            Some(("monthly", "k")),
+            OffsetDateTime::now_utc(),
+            day,
         );
+        demo.advance(std::time::Duration::from_secs(49));
         assert_eq!(
-            ids_and_status(6_000),
-            [("demo-flux-low".into(), 4), ("demo-flux-main".into(), 0)]
+            package(&demo, "demo-topspeed").left(),
+            43_200,
+            "no bill before 09:55"
         );
-        assert_eq!(
-            ids_and_status(6_001),
-            [("demo-flux-low".into(), 4), ("demo-flux-main".into(), 1)]
-        );
+        demo.advance(std::time::Duration::from_secs(50));
+        assert_eq!(package(&demo, "demo-flux-low").status, status::EXHAUSTED);
+        assert_eq!(package(&demo, "demo-flux-main").used, 40_200_000_000);
+        assert_eq!(package(&demo, "demo-topspeed").left(), 14_400);
+        demo.advance(day * 2);
+        let topspeed = package(&demo, "demo-topspeed");
+        assert_eq!((topspeed.left(), topspeed.status), (0, status::EXHAUSTED));
+        let daily = demo.accounts().next().unwrap().1;
+        assert_eq!(daily.pay_as_you_go(2), 14_400);
+        assert_eq!(daily.pay_as_you_go(0), 0);
+        assert_eq!(package(&demo, "demo-frozen-flux").status, status::FROZEN);
+        demo.advance(day * 6);
+        let transcode = package(&demo, "demo-transcode-new");
+        assert_eq!((transcode.used, transcode.status), (0, status::EXPIRED));
+        let frozen = package(&demo, "demo-frozen-flux");
+        assert_eq!((frozen.used, frozen.status), (180 * GB, status::FROZEN));
+        let monthly = demo.accounts().nth(1).unwrap().1;
+        assert_eq!(monthly.pay_as_you_go(0), monthly.billed(0));
     }
 }

@@ -63,6 +63,7 @@
     )
 )]
 
+pub mod billing;
 mod demo;
 mod faults;
 mod query;
@@ -76,6 +77,8 @@ use serve::*;
 
 /// The API page's example answer, verbatim: the simulator serves its packages, the parser tests read it.
 pub use demo::EXAMPLE_RESPONSE;
+/// The demo accounts and their billing over a compressed day (`--demo`).
+pub use demo::{Demo, START_HOUR as DEMO_START_HOUR};
 #[cfg(test)]
 mod tests;
 

@@ -1,20 +1,22 @@
-//! The shipped rules and `deploy/alertmanager/alertmanager.yml`, for real: Debian's `prometheus`
-//! (2.42) scrapes the real exporter binary in `--demo` mode and sends its alerts to Debian's
-//! `prometheus-alertmanager` (0.25), whose two webhook receivers (`page`, `ticket`) point at a
-//! tiny HTTP server inside this test. The test asserts that:
+//! The generated rules and `deploy/alertmanager/alertmanager.yml`, for real: Debian's
+//! `prometheus` (2.42) scrapes the real exporter binary in `--demo` mode (a demo day of
+//! [`DEMO_DAY_SECONDS`], rules generated for it, as in `prometheus_e2e`) and sends its alerts to
+//! Debian's `prometheus-alertmanager` (0.25), whose two webhook receivers (`page`, `ticket`)
+//! point at a tiny HTTP server inside this test. The test asserts that:
 //!
-//! - the demo's top speed codec pool (1 day of runway) pages: `TencentLiveRunwayCritical`
-//!   arrives at `page`, for that (account, package type);
+//! - the demo's top speed codec pool (runs out at its second bill) pages:
+//!   `TencentLiveRunwayCritical` arrives at `page`, for that (account, package type);
 //! - its warning twin `TencentLiveRunwayLow` fires in Prometheus, is `suppressed` (inhibited by
 //!   the critical one) in Alertmanager, and never arrives at any receiver;
 //! - the unused transcode package that expires in 5 days arrives at `ticket` as
-//!   `TencentLiveQuotaExpiringUnused`, with its 10,000 minutes in human units;
-//! - nothing else arrives: in particular not the traffic pool, whose in-use package has 3 % left
-//!   but a 1 TB package queued behind it.
+//!   `TencentLiveQuotaExpiringUnused`, with its 10,000 minutes in minutes, as Tencent counts them;
+//! - nothing else arrives but, once the top speed codec pool has run out,
+//!   `TencentLivePayAsYouGo` for it (at `page`), and warnings about the monthly-settled account's
+//!   frozen quota (at `ticket`): in particular not the traffic pool, whose in-use package runs
+//!   out at the first bill but has a 1 TB package queued behind it.
 //!
 //! To finish in seconds, the exporter polls every 2 s, Prometheus scrapes and evaluates every
-//! second, the `for` of the four pool alerts is 2s (5s for the warning twin; the health alerts
-//! keep theirs) and
+//! second, the rules' windows and `for`s are those generated for the short demo day, and
 //! Alertmanager's `group_wait` / `group_interval` are 1s; everything else is the shipped files.
 //! External servers cannot be driven, so the test asks their APIs (and its receiver) every
 //! 500 ms, bounded by [`DEADLINE`]. Once everything is seen, it keeps watching for
@@ -30,8 +32,10 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use serde_json::Value;
 
+#[cfg(doc)]
+use crate::prometheus_e2e::DEMO_DAY_SECONDS;
 use crate::prometheus_e2e::{
-    Api, Processes, free_port, rule_job, scratch_dir, start_demo_once_discovered,
+    Api, Processes, free_port, generated_rules, rule_job, scratch_dir, start_demo_once_discovered,
 };
 use crate::support::{repo_path, tool};
 
@@ -45,48 +49,6 @@ const ROUND: Duration = Duration::from_millis(500);
 /// `group_interval` (1 s); by the time the window opens it is already in Alertmanager (it is
 /// seen `suppressed` there), so its first flush and at least one more fall inside the window.
 const QUIET_WINDOW: Duration = Duration::from_secs(3);
-/// Pool alerts and the `for` the test gives them. As in the shipped rules (15m against 5m), the
-/// warning twin waits longer than the critical alert, so it fires while the critical one is
-/// already active: that is when Alertmanager must hold it back.
-const POOL_ALERTS: &[(&str, &str)] = &[
-    ("TencentLiveRunwayLow", "5s"),
-    ("TencentLiveRunwayCritical", "2s"),
-    ("TencentLivePayAsYouGo", "2s"),
-    ("TencentLiveQuotaExpiringUnused", "2s"),
-];
-
-/// Debian installs Alertmanager as `prometheus-alertmanager`; upstream as `alertmanager`.
-/// `alerts.yml` with the `for` of the pool alerts from [`POOL_ALERTS`]; panics if one is not found.
-fn rules_with_short_for(alerts: &str) -> String {
-    let mut current = String::new();
-    let mut shortened = BTreeSet::new();
-    let lines: Vec<String> = alerts
-        .lines()
-        .map(|line| {
-            let trimmed = line.trim_start();
-            if let Some(name) = trimmed.strip_prefix("- alert:") {
-                current = name.trim().to_owned();
-            } else if trimmed.starts_with("- record:") {
-                current.clear();
-            } else if let Some((_, short)) = POOL_ALERTS
-                .iter()
-                .find(|(name, _)| trimmed.starts_with("for:") && *name == current)
-            {
-                shortened.insert(current.clone());
-                let indent = &line[..line.len() - trimmed.len()];
-                return format!("{indent}for: {short}");
-            }
-            line.to_owned()
-        })
-        .collect();
-    assert_eq!(
-        shortened.len(),
-        POOL_ALERTS.len(),
-        "every pool alert has a `for`: {shortened:?}"
-    );
-    lines.join("\n") + "\n"
-}
-
 /// The shipped Alertmanager configuration, with the receivers pointed at `receiver` and 1 s
 /// group timings.
 fn alertmanager_config(shipped: &str, receiver: &str) -> String {
@@ -110,6 +72,7 @@ fn alertmanager_config(shipped: &str, receiver: &str) -> String {
 struct Received {
     receiver: String,
     alertname: String,
+    account: String,
     package_type: String,
     package_id: String,
     status: String,
@@ -130,6 +93,7 @@ async fn webhook(
         inbox.push(Received {
             receiver: receiver.clone(),
             alertname: label(alert, "alertname"),
+            account: label(alert, "account"),
             package_type: label(alert, "package_type"),
             package_id: label(alert, "package_id"),
             status: alert["status"].as_str().unwrap_or("").to_owned(),
@@ -190,11 +154,11 @@ fn is_warning_twin(labels: &Value) -> bool {
     missing_alertmanager,
     ignore = "needs alertmanager: apt-get install prometheus-alertmanager"
 )]
+#[cfg_attr(missing_jsonnet, ignore = "needs jsonnet: apt-get install jsonnet")]
 async fn alertmanager_pages_the_critical_pool_alert_and_inhibits_its_warning_twin() {
     let prometheus = tool("prometheus");
     let alertmanager = tool("alertmanager");
-    let alerts_yml = std::fs::read_to_string(repo_path("deploy/prometheus/alerts.yml"))
-        .expect("deploy/prometheus/alerts.yml");
+    let alerts_yml = generated_rules();
     let shipped_am = std::fs::read_to_string(repo_path("deploy/alertmanager/alertmanager.yml"))
         .expect("deploy/alertmanager/alertmanager.yml");
 
@@ -207,7 +171,7 @@ async fn alertmanager_pages_the_critical_pool_alert_and_inhibits_its_warning_twi
     let am_config = procs.dir.join("alertmanager.yml");
     std::fs::write(&am_config, alertmanager_config(&shipped_am, &receiver)).unwrap();
     let rules = procs.dir.join("alerts.yml");
-    std::fs::write(&rules, rules_with_short_for(&alerts_yml)).unwrap();
+    std::fs::write(&rules, &alerts_yml).unwrap();
     let config = procs.dir.join("prometheus.yml");
     std::fs::write(
         &config,
@@ -315,21 +279,35 @@ async fn alertmanager_pages_the_critical_pool_alert_and_inhibits_its_warning_twi
     }
 
     let received = inbox.lock().expect("inbox").clone();
-    // Routed by severity: the critical one pages, the warning opens a ticket.
+    // Routed by severity: the critical ones page, the warnings open a ticket.
     for r in &received {
         match r.alertname.as_str() {
+            _ if r.account == "demo-monthly" => {
+                assert_eq!(r.receiver, "ticket", "frozen quota is a warning: {r:?}");
+                assert!(
+                    !r.alertname.starts_with("TencentLiveRunway")
+                        && r.alertname != "TencentLivePayAsYouGo"
+                        && r.alertname != "TencentLiveQuotaExpiringUnused",
+                    "frozen packages raise no pool alert: {r:?}"
+                );
+            }
             "TencentLiveRunwayCritical" => assert_eq!(r.receiver, "page", "{r:?}"),
+            "TencentLivePayAsYouGo" if r.package_type == "top_speed_codec" => {
+                assert_eq!(r.receiver, "page", "{r:?}")
+            }
             "TencentLiveQuotaExpiringUnused" => assert_eq!(r.receiver, "ticket", "{r:?}"),
             _ => panic!("an alert that the demo must not raise arrived: {r:?}"),
         }
-        assert_ne!(
-            r.package_type, "traffic",
+        assert!(
+            !(r.account == "demo" && r.package_type == "traffic"),
             "the traffic pool hands over: {r:?}"
         );
     }
     let expiring = received.iter().find(|r| expiring(r)).unwrap();
     assert!(
-        expiring.description.contains("6d 22h 40m"),
+        expiring
+            .description
+            .starts_with("10000 minutes of transcode package demo-transcode-new"),
         "10,000 minutes will expire unused: {expiring:?}"
     );
     eprintln!(

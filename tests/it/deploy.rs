@@ -18,26 +18,27 @@ mod dashboard;
 )]
 fn alert_rules_pass_promtool_check_and_their_unit_tests() {
     let promtool = tool("promtool");
-    // The unit tests are the long part: promtool evaluates every rule once per test minute, up
-    // to a group's last eval_time (25h for the pay-as-you-go group), some 20 s of CPU. Their
-    // groups, split from the shipped file with each group's text unchanged and every group in
-    // exactly one half, run in two promtool processes at once.
-    let shipped = std::fs::read_to_string(repo_path("deploy/prometheus/alerts.test.yml")).unwrap();
+    // The unit tests are the long part: promtool evaluates every rule at each evaluation step up
+    // to a group's last eval_time (days, hour by hour, for the billing timelines of
+    // alerts.test.yml; hours, minute by minute, in alerts.minute.test.yml), some 10 s of CPU.
+    // alerts.test.yml's groups, split with each group's text unchanged and every group in
+    // exactly one half, and the minute file run in three promtool processes at once.
     let scratch = Scratch::new();
     std::fs::copy(
         repo_path("deploy/prometheus/alerts.yml"),
         scratch.0.join("alerts.yml"),
     )
     .unwrap();
-    let halves: Vec<_> = split_rule_tests(&shipped, 2)
-        .into_iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let path = scratch.0.join(format!("alerts.{i}.test.yml"));
+    let mut halves = Vec::new();
+    for (file, parts) in [("alerts.test.yml", 2), ("alerts.minute.test.yml", 1)] {
+        let shipped =
+            std::fs::read_to_string(repo_path(&format!("deploy/prometheus/{file}"))).unwrap();
+        for (i, text) in split_rule_tests(&shipped, parts).into_iter().enumerate() {
+            let path = scratch.0.join(format!("{file}.{i}.yml"));
             std::fs::write(&path, text).unwrap();
-            path
-        })
-        .collect();
+            halves.push(path);
+        }
+    }
     std::thread::scope(|s| {
         let tests: Vec<_> = halves
             .iter()
@@ -53,12 +54,18 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
                 })
             })
             .collect();
-        let (ok, out) = run(Command::new(&promtool)
-            .arg("check")
-            .arg("rules")
-            .arg(repo_path("deploy/prometheus/alerts.yml")));
-        assert!(ok, "promtool check rules:\n{out}");
-        assert!(!out.to_lowercase().contains("warning"), "{out}");
+        // The real-day rule file and the demo's (a 2-minute day), both generated from the mixin.
+        for rules in [
+            "deploy/prometheus/alerts.yml",
+            "deploy/prometheus/demo/alerts.yml",
+        ] {
+            let (ok, out) = run(Command::new(&promtool)
+                .arg("check")
+                .arg("rules")
+                .arg(repo_path(rules)));
+            assert!(ok, "promtool check rules {rules}:\n{out}");
+            assert!(!out.to_lowercase().contains("warning"), "{out}");
+        }
         let (ok, out) = run(Command::new(&promtool)
             .arg("check")
             .arg("config")
@@ -123,13 +130,14 @@ fn split_rule_tests(shipped: &str, n: usize) -> Vec<String> {
     files.into_iter().map(|(_, f)| f).collect()
 }
 
-/// Minutes of a promtool duration such as `24h58m`, `30m` or `90s`.
+/// Minutes of a promtool duration such as `9d23h`, `24h58m`, `30m` or `90s`.
 fn minutes(duration: &str) -> u64 {
     let mut total = 0;
     let mut number = 0;
     for c in duration.trim().chars() {
         match c {
             '0'..='9' => number = number * 10 + u64::from(c as u8 - b'0'),
+            'd' => (total, number) = (total + number * 1440, 0),
             'h' => (total, number) = (total + number * 60, 0),
             'm' => (total, number) = (total + number, 0),
             _ => number = 0,

@@ -59,6 +59,46 @@ fn version_prints_revision_branch_build_date_and_rustc() {
 }
 
 #[test]
+fn demo_day_is_refused_without_demo_and_out_of_range_with_exit_2() {
+    let dir = scratch();
+    for (args, env, says) in [
+        (
+            &["--demo.day", "5s"][..],
+            None,
+            "only meaningful with --demo",
+        ),
+        (&[][..], Some("5s"), "only meaningful with --demo"),
+        (&["--demo", "--demo.day=2d"][..], None, "outside 1s to 1day"),
+        (
+            &["--demo", "--check-config"][..],
+            Some("0s"),
+            "outside 1s to 1day",
+        ),
+    ] {
+        let mut cmd = bare(&dir);
+        cmd.args(args)
+            .env("TENCENTCLOUD_SECRET_ID", "AKIDx")
+            .env("TENCENTCLOUD_SECRET_KEY", "k");
+        if let Some(day) = env {
+            cmd.env("TLE_DEMO_DAY", day);
+        }
+        let out = cmd.output().unwrap();
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains("--demo.day") && stderr.contains(says),
+            "{args:?} {env:?}: {stderr}"
+        );
+    }
+    // In range with --demo: accepted (checked without starting the daemon).
+    let out = bare(&dir)
+        .args(["--demo", "--demo.day=1s", "--check-config"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+}
+
+#[test]
 fn boolean_environment_variables_parse_like_go_exporters() {
     let dir = scratch();
     let run = |check: &str, demo: &str| {

@@ -1,31 +1,36 @@
-//! The shipped Grafana dashboard and alert rules against a real Prometheus server (Debian's
-//! `prometheus`, 2.42) scraping the real exporter binary in `--demo` mode.
+//! The shipped Grafana dashboard and the generated alert rules against a real Prometheus server
+//! (Debian's `prometheus`, 2.42) scraping the real exporter binary in `--demo` mode.
 //!
-//! Prometheus scrapes and evaluates every second with `deploy/prometheus/alerts.yml` loaded; the
-//! exporter polls its built-in simulator every 2 s, and each poll drains the demo's in-use
-//! packages a little, so rates, `deriv` and `predict_linear` have data within seconds. The test
-//! asserts that:
+//! The demo bills its packages once per demo day, as Tencent does (the simulator's billing), and
+//! the test runs it with a day of [`DEMO_DAY_SECONDS`]: the rules Prometheus loads are generated
+//! for that day by `jsonnet -S --tla-code daySeconds=N deploy/mixin/alerts.yml.jsonnet` (every
+//! window, threshold and `for` scales with it). Prometheus scrapes and evaluates every second;
+//! the exporter polls every 2 s; the demo's first bill lands 0.41 of a day after its start. The
+//! test asserts that:
 //!
-//! - the scrape target is up and every rule of `alerts.yml` is loaded and evaluates (`health` ok);
+//! - the scrape target is up and every generated rule is loaded and evaluates (`health` ok);
 //! - every query of the dashboard (instant or range, as its panel runs it, with the Grafana
 //!   variables replaced) and every rule expression (recording and alerting) answers without
 //!   error, and has data, except
 //!   those listed in [`DASHBOARD_MAY_BE_EMPTY`] and [`RULES_MAY_BE_EMPTY`], which the demo cannot
 //!   trigger (no API errors, no invalid fields, no outage);
 //! - the dashboard's `label_values` variables find values;
-//! - the demo's top speed codec pool, which runs out in 1 day, drives `TencentLiveRunwayCritical`
-//!   and `TencentLiveRunwayLow`, and its unused transcode package `demo-transcode-new` (about 5
-//!   days left) drives `TencentLiveQuotaExpiringUnused`, to pending or firing, with annotations
-//!   whose templates expand without error; the traffic pool, whose in-use package has 3 % left
-//!   but a 1 TB package queued behind it, raises no pool alert;
+//! - the demo's top speed codec pool, which runs out at its second bill (1.5 days of usage),
+//!   drives `TencentLiveRunwayCritical` and `TencentLiveRunwayLow`, and its unused transcode
+//!   package `demo-transcode-new` (5 days left) drives `TencentLiveQuotaExpiringUnused`, to
+//!   pending or firing, with annotations whose templates expand without error; the traffic pool,
+//!   whose in-use package runs out at the first bill but has a 1 TB package queued behind it,
+//!   raises no pool alert; `TencentLivePayAsYouGo` concerns only the top speed codec pool; the
+//!   monthly-settled account, whose packages are frozen, raises no runway, pay-as-you-go or
+//!   expiring-quota alert;
 //! - once the target is up, no exporter-health alert is active.
 //!
 //! An external server's progress cannot be driven, so this test polls Prometheus' HTTP API every
 //! 500 ms, bounded by [`DEADLINE`]. Both processes are killed by a guard, also on panic.
 //!
 //! The exporter is started only once Prometheus has discovered its target, so the first scrape
-//! follows within a second. Alert states are recorded on every round, so a pending state seen
-//! once counts.
+//! follows within a second, before the first bill. Alert states are recorded on every round, so
+//! a pending state seen once counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -40,6 +45,10 @@ use crate::support::{repo_path, tool};
 
 /// Bound on the whole test once both processes are started.
 const DEADLINE: Duration = Duration::from_secs(90);
+/// The demo's day in the e2e tests (`--demo.day`), and the `daySeconds` their rules are
+/// generated for: the first bill lands after 4.1 s, the top speed codec pool runs out at the
+/// second, after 11.8 s.
+pub(crate) const DEMO_DAY_SECONDS: u32 = 10;
 /// How often Prometheus' API is asked again.
 const ROUND: Duration = Duration::from_millis(500);
 
@@ -52,7 +61,7 @@ const DASHBOARD_MAY_BE_EMPTY: &[&str] = &[
 
 /// Rules whose expression may be empty with the demo; every other rule (recording rules
 /// included) must have data.
-/// - `TencentLivePayAsYouGo`: every package type keeps a usable package during the test.
+/// - `TencentLivePayAsYouGo`: the top speed codec pool may not have run out yet.
 /// - `TencentLivePollFailing`, `TencentLiveApiErrorsHigh`, `TencentLiveDataStale`: the simulator
 ///   answers every poll.
 /// - `TencentLiveExporterDown`, `TencentLiveExporterAbsent`: the target is scraped.
@@ -72,12 +81,12 @@ const HEALTHY_NOT_ACTIVE: &[&str] = &[
     "TencentLiveExporterAbsent",
     "TencentLiveDataStale",
     "TencentLivePollFailing",
-    "TencentLivePayAsYouGo",
 ];
 
-/// Pool alerts that must never be active for the traffic pool: its in-use package has 3 % left,
-/// but a queued 1 TB package keeps the pool going for 23 days.
-const TRAFFIC_POOL_QUIET: &[&str] = &[
+/// Pool alerts that must never be active for the traffic pool (its in-use package runs out at
+/// the first bill, but a queued 1 TB package keeps the pool going for 23 days), nor for the
+/// monthly-settled account (frozen packages: a frozen-quota warning, no pool alert).
+const POOL_QUIET: &[&str] = &[
     "TencentLiveRunwayLow",
     "TencentLiveRunwayCritical",
     "TencentLivePayAsYouGo",
@@ -247,6 +256,23 @@ fn dashboard_variables(dashboard: &Value) -> Vec<(String, String, String)> {
     out
 }
 
+/// The rule file generated for a day of [`DEMO_DAY_SECONDS`]:
+/// `jsonnet -S --tla-code daySeconds=N deploy/mixin/alerts.yml.jsonnet`.
+pub(crate) fn generated_rules() -> String {
+    let out = Command::new(tool("jsonnet"))
+        .args(["-S", "--tla-code"])
+        .arg(format!("daySeconds={DEMO_DAY_SECONDS}"))
+        .arg(repo_path("deploy/mixin/alerts.yml.jsonnet"))
+        .output()
+        .expect("jsonnet runs");
+    assert!(
+        out.status.success(),
+        "jsonnet deploy/mixin/alerts.yml.jsonnet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("the rule file is UTF-8")
+}
+
 /// The Prometheus (or Alertmanager) HTTP API.
 pub(crate) struct Api {
     pub(crate) base: String,
@@ -306,7 +332,8 @@ impl Api {
 
 /// Waits (bounded by `deadline` from `started`) until Prometheus has discovered its target (the
 /// discovery manager hands targets over after up to 5 s), then starts the exporter's `--demo`
-/// on `exporter_port` with a 2 s poll interval, so that its first poll is scraped at once. The
+/// with a day of [`DEMO_DAY_SECONDS`] on `exporter_port` with a 2 s poll interval, so that its
+/// first poll is scraped at once, before the demo's first bill. The
 /// exporter runs without any `TLE*`/`TENCENTCLOUD*` variable of the test's environment.
 pub(crate) async fn start_demo_once_discovered(
     procs: &mut Processes,
@@ -341,7 +368,9 @@ pub(crate) async fn start_demo_once_discovered(
     procs.spawn(
         "exporter",
         exporter
-            .args(["--demo", "--web.listen-address"])
+            .arg("--demo")
+            .arg(format!("--demo.day={DEMO_DAY_SECONDS}s"))
+            .arg("--web.listen-address")
             .arg(format!("127.0.0.1:{exporter_port}"))
             .env("TLE__POLL__INTERVAL", "2s"),
     );
@@ -407,10 +436,10 @@ impl Seen {
     missing_prometheus,
     ignore = "needs prometheus: apt-get install prometheus"
 )]
+#[cfg_attr(missing_jsonnet, ignore = "needs jsonnet: apt-get install jsonnet")]
 async fn a_real_prometheus_evaluates_every_dashboard_query_and_rule_and_the_demo_drives_alerts() {
     let prometheus = tool("prometheus");
-    let alerts_yml = std::fs::read_to_string(repo_path("deploy/prometheus/alerts.yml"))
-        .expect("deploy/prometheus/alerts.yml");
+    let alerts_yml = generated_rules();
     let rule_count = alerts_yml
         .lines()
         .filter(|l| {
@@ -431,7 +460,7 @@ async fn a_real_prometheus_evaluates_every_dashboard_query_and_rule_and_the_demo
         dir: scratch_dir(),
         children: Vec::new(),
     };
-    // The shipped rules, with the scrape job named as they expect.
+    // The generated rules, with the scrape job named as they expect.
     let rules = procs.dir.join("alerts.yml");
     std::fs::write(&rules, &alerts_yml).unwrap();
     let (exporter_port, prometheus_port) = (free_port(), free_port());
@@ -601,9 +630,21 @@ async fn round(
             .as_str()
             .unwrap_or("")
             .to_owned();
+        let account = alert["labels"]["account"].as_str().unwrap_or("");
         assert!(
-            !(package_type == "traffic" && TRAFFIC_POOL_QUIET.contains(&name.as_str())),
+            !(package_type == "traffic" && POOL_QUIET.contains(&name.as_str())),
             "the traffic pool hands over to its queued package and must not alert: {alert}"
+        );
+        assert!(
+            !(account == "demo-monthly" && POOL_QUIET.contains(&name.as_str())),
+            "frozen packages raise no pool alert: {alert}"
+        );
+        assert!(
+            name != "TencentLivePayAsYouGo"
+                || package_type == "top_speed_codec"
+                || package_type == "transcode",
+            "only the top speed codec pool runs out (and the transcode one when its only \
+             package expires on day 5): {alert}"
         );
         let state = alert["state"].as_str().unwrap_or("?").to_owned();
         for (key, text) in alert["annotations"].as_object().into_iter().flatten() {

@@ -62,7 +62,14 @@ fn the_status_page_renders_the_demo_packages_in_chromium() {
         .port();
     let daemon = Kill(
         Command::new(BIN)
-            .args(["--demo", "--log.level", "error", "--web.listen-address"])
+            // A real-length demo day: no bill (which would exhaust demo-flux-low) during the test.
+            .args([
+                "--demo",
+                "--demo.day=1d",
+                "--log.level",
+                "error",
+                "--web.listen-address",
+            ])
             .arg(format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -115,8 +115,8 @@ async fn demo_has_all_four_types_and_one_package_expiring_within_7_days() {
             .any(|p| p["BuyTime"].as_str().is_some_and(|b| b > year_ago.as_str()))
     );
 
-    // The usage clock: traffic is used at 0.5 MB/s from the in-use package, which hands over to
-    // the queued one when it runs dry (3 GB after 6000 s); polls alone use nothing.
+    // Billing: polls alone use nothing; the first bill (50 s into a 120 s day) takes a day of
+    // traffic (43.2 GB), used up the in-use package (3 GB) and hands over to the queued one.
     let package = |list: &[Value], id: &str| {
         list.iter()
             .find(|p| p["Id"] == json!(id))
@@ -134,35 +134,21 @@ async fn demo_has_all_four_types_and_one_package_expiring_within_7_days() {
         package(&first, "demo-flux-low"),
         package(&again, "demo-flux-low")
     );
-    let origin = time::OffsetDateTime::now_utc();
-    sim.advance_demo(ID, origin, Duration::from_secs(100));
-    let later = traffic(call(&sim, &Req::new(json!({"PackageType": 0}))).await);
-    assert_eq!(
-        package(&later, "demo-flux-low"),
-        Some((Some(1), Some(3_000_000_000 - 50_000_000)))
+    let mut demo = crate::Demo::new(
+        (ID, KEY),
+        None,
+        time::OffsetDateTime::now_utc(),
+        Duration::from_secs(120),
     );
+    assert_eq!(demo.advance(Duration::ZERO), 0);
+    assert_eq!(demo.advance(Duration::from_secs(50)), 1, "the first bill");
+    let sim = demo.simulator();
+    let billed = traffic(call(sim, &Req::new(json!({"PackageType": 0}))).await);
+    assert_eq!(package(&billed, "demo-flux-low"), Some((Some(4), Some(0))));
     assert_eq!(
-        package(&later, "demo-flux-main"),
-        Some((Some(0), Some(1_000_000_000_000)))
+        package(&billed, "demo-flux-main"),
+        Some((Some(1), Some(1_000_000_000_000 - 40_200_000_000)))
     );
-    sim.advance_demo(ID, origin, Duration::from_secs(6_100));
-    let handed_over = traffic(call(&sim, &Req::new(json!({"PackageType": 0}))).await);
-    assert_eq!(
-        package(&handed_over, "demo-flux-low"),
-        Some((Some(4), Some(0)))
-    );
-    assert_eq!(
-        package(&handed_over, "demo-flux-main"),
-        Some((Some(1), Some(1_000_000_000_000 - 50_000_000)))
-    );
-    // The total used never jumps: 0.5 MB/s throughout.
-    let used = |list: &[Value]| {
-        list.iter()
-            .filter(|p| p["Id"].as_str().is_some_and(|id| id.starts_with("demo-")))
-            .filter_map(|p| p["Used"].as_i64())
-            .sum::<i64>()
-    };
-    assert_eq!(used(&handed_over) - used(&first), 6_100 * 500_000);
 }
 
 #[tokio::test]

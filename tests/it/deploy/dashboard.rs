@@ -11,27 +11,6 @@ use serde_json::Value;
 
 use crate::support::{repo_path, run, tool};
 
-/// Recording rules of the billing rules' contract (issue 18) that the dashboard reads and that
-/// `deploy/prometheus/alerts.yml` does not define yet. Once the mixin's rules are generated
-/// into it, this list is empty: the rules file is then the only source of record names.
-const PENDING_RECORDS: &[&str] = &[
-    "account_package_type:tencent_live_runway_seconds:rate7d",
-    "account_package_type:tencent_live_used_bytes:rate7d",
-    "account_package_type:tencent_live_used_seconds:rate7d",
-    "package:tencent_live_used_bytes:max",
-    "package:tencent_live_used_seconds:max",
-    "package:tencent_live_quota_at_risk_bytes:rate7d",
-    "package:tencent_live_quota_at_risk_seconds:rate7d",
-    "account_package_type:tencent_live_quota_at_risk_bytes:sum",
-    "account_package_type:tencent_live_quota_at_risk_seconds:sum",
-    "account_package_type:tencent_live_frozen_remaining_bytes:sum",
-    "account_package_type:tencent_live_frozen_remaining_seconds:sum",
-];
-
-/// Alerts whose runbook the dashboard links and that `alerts.yml` does not define yet (the
-/// frozen-quota warning of issue 18).
-const PENDING_ALERTS: &[&str] = &["TencentLiveQuotaFrozen"];
-
 /// Grafana units of bytes in IEC (1024-based) multiples; Tencent counts 1 TB = 1000 GB.
 const IEC_UNITS: &[&str] = &[
     "bytes", "kbytes", "mbytes", "gbytes", "tbytes", "pbytes", "binBps", "binbps",
@@ -59,7 +38,7 @@ fn generated(config: &str) -> Value {
 
 /// Metric names of the README's Metrics table (`a_b_c` / `_d_c` rows expand the shorthand
 /// against the first name; a histogram also has `_bucket`, `_sum` and `_count` series), the
-/// recording rules of `alerts.yml` and [`PENDING_RECORDS`].
+/// recording rules of `alerts.yml`.
 fn known_series() -> BTreeSet<String> {
     let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
     let table = readme.split("\n## Metrics").nth(1).expect("## Metrics");
@@ -90,7 +69,6 @@ fn known_series() -> BTreeSet<String> {
     }
     assert!(known.len() >= 15, "README Metrics table: {known:?}");
     known.extend(rule_names("record"));
-    known.extend(PENDING_RECORDS.iter().map(|r| (*r).to_owned()));
     known
 }
 
@@ -398,10 +376,7 @@ fn problems(dashboard: &Value, cluster: Option<&str>) -> Vec<String> {
         ));
     }
 
-    let alerts: BTreeSet<String> = rule_names("alert")
-        .into_iter()
-        .chain(PENDING_ALERTS.iter().map(|a| (*a).to_owned()))
-        .collect();
+    let alerts: BTreeSet<String> = rule_names("alert").into_iter().collect();
     let mut linked = BTreeSet::new();
     for p in panels(dashboard) {
         for link in p["links"].as_array().into_iter().flatten() {

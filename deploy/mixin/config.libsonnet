@@ -1,0 +1,48 @@
+// The knobs of the tencent-live-exporter mixin. Override them as any mixin's:
+//
+//   (import 'mixin.libsonnet') + { _config+:: { exporterSelector: 'job="tle"', runwayWarningDays: 10 } }
+//
+// Every billing window, threshold, `for`, `keep_firing_for` and subquery step is written for a real
+// day and scaled by daySeconds / 86400, so one definition serves real use (86400) and the demo's
+// compressed day (`--demo.day`, 120 s by default). The exporter-health alerts follow the poll and
+// scrape intervals, which a compressed day does not change.
+{
+  _config+:: {
+    // Length of one billing day in seconds (Tencent issues one bill a day).
+    daySeconds: 86400,
+
+    // Label selector of the exporter's series (the scrape job), in every rule.
+    exporterSelector: 'job="tencent-live"',
+    // Optional label (e.g. 'cluster') kept by every aggregation, for several Prometheus servers
+    // feeding one Thanos or Mimir; '' for none.
+    clusterLabel: '',
+
+    // Pool alerts, in days of daySeconds.
+    runwayWarningDays: 7,  // TencentLiveRunwayLow
+    runwayCriticalDays: 2,  // TencentLiveRunwayCritical
+    expiringUnusedHorizonDays: 14,  // TencentLiveQuotaExpiringUnused: packages expiring within
+
+    // Pool alerts' `for` and `keep_firing_for`, in seconds of a real day (scaled).
+    runwayLowFor: 15 * 60,
+    runwayCriticalFor: 5 * 60,
+    payAsYouGoFor: 5 * 60,
+    expiringUnusedFor: 60 * 60,
+    quotaFrozenFor: 60 * 60,
+    // Holds a firing pool alert through a gap in the data, e.g. an exporter replaced by a new
+    // instance that misses two scrapes.
+    poolKeepFiringFor: 15 * 60,
+    // Step of the subquery that finds how long a pair has had data (its history), in seconds
+    // of a real day (scaled).
+    historyStep: 60 * 60,
+    // The quota at risk is read as of the last bill: the least estimate over this window, in
+    // seconds of a real day (scaled).
+    atRiskSmoothing: 36 * 60 * 60,
+
+    // The exporter's poll interval (--poll.interval) in seconds: a pair is stale after 3 polls.
+    pollIntervalSeconds: 300,
+    stalenessPolls: 3,
+
+    // `runbook_url` of each alert: %s is the alert name in lower case.
+    runbookURLPattern: 'https://github.com/tencent-live-exporter/tencent-live-exporter#runbook-%s',
+  },
+}

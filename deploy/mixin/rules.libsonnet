@@ -1,0 +1,158 @@
+// Recording rules: the pool view of each (account, package_type), built on how Tencent bills
+// (one deduction a day, packages drawn down in expiry order). Their names are a contract with the
+// dashboard and the status page. Levels: `package` = (account, package_type, package_id);
+// `account_package_type` = (account, package_type). Each exists for `_bytes` (traffic) and
+// `_seconds` (transcode, top_speed_codec, co_anchoring).
+local lib = import 'lib.libsonnet';
+
+{
+  prometheusRules+:: {
+    local c = $._config,
+    local sel = c.exporterSelector,
+    local P = lib.pkg(c),
+    local A = lib.pair(c),
+    local day = c.daySeconds,
+    // The rate's window is part of the recording rules' names (rate7d): not a knob.
+    local wd = 7,
+    local window = lib.duration(wd * day),
+    local hstep = lib.scaled(c, c.historyStep),
+
+    local unitRules(u) = [
+      {
+        // Left of each usable package: unused or in use, quota left, not expired (a package
+        // with no expiry sample counts as not expired).
+        record: 'package:tencent_live_usable_remaining_%s:max' % u,
+        expr: |||
+          max by (%(P)s) (
+              tencent_live_package_remaining_%(u)s{%(sel)s, status=~"unused|in_use"} > 0
+            unless on (%(P)s)
+              tencent_live_package_expiry_timestamp_seconds{%(sel)s} <= time()
+          )
+        ||| % { P: P, u: u, sel: sel },
+      },
+      {
+        // The usable pool: 0 (not absent) when the pair has packages but none usable.
+        record: 'account_package_type:tencent_live_usable_remaining_%s:sum' % u,
+        expr: |||
+          sum by (%(A)s) (package:tencent_live_usable_remaining_%(u)s:max)
+          or
+          0 * count by (%(A)s) (tencent_live_package_remaining_%(u)s{%(sel)s})
+        ||| % { A: A, u: u, sel: sel },
+      },
+      {
+        // Used per package id, merged over status (a label that changes) and replicas.
+        record: 'package:tencent_live_used_%s:max' % u,
+        expr: 'max by (%(P)s) (tencent_live_package_used_%(u)s{%(sel)s})' % { P: P, u: u, sel: sel },
+      },
+      {
+        // Rate of consumption per second. Used never decreases, so a package's increments over
+        // the window are max - min; summed per pair they survive a package leaving the list (its
+        // past samples stay in the window) and do not care when in the day the bills land.
+        // Divided by min(history + 1 day, window): with little history the window holds at most
+        // history/1d + 1 bills, so a young Prometheus never over-estimates, yet has a rate after
+        // its first bill.
+        record: 'account_package_type:tencent_live_used_%s:rate%dd' % [u, wd],
+        expr: |||
+          (
+            sum by (%(A)s) (
+                max by (%(P)s) (max_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(w)s]))
+              - min by (%(P)s) (min_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(w)s]))
+            )
+          )
+          / on (%(A)s)
+          clamp_max(
+              time() + %(day)s
+            - min by (%(A)s) (min_over_time(timestamp(package:tencent_live_used_%(u)s:max)[%(w)s:%(hstep)s])),
+            %(wsec)s
+          )
+        ||| % { A: A, P: P, u: u, sel: sel, w: window, hstep: hstep, day: lib.num(day), wsec: lib.num(wd * day) },
+      },
+      {
+        // Of each usable package, what expires unused when the pair's use goes to the packages
+        // in Tencent's deduction order (earliest expiry first): the package receives at most
+        // rate x time to its expiry - the usable quota deducted before it (usable_ahead; 0
+        // when the exporter does not expose it). Absent for a package with no expiry sample.
+        // Right after a bill this is the estimate; until the next bill it grows by the day's
+        // usage that is not billed yet (Left stays flat while the time to expiry shrinks).
+        record: 'package:tencent_live_quota_at_risk_%s:rate%dd_raw' % [u, wd],
+        expr: |||
+          clamp_min(
+              package:tencent_live_usable_remaining_%(u)s:max
+            - on (%(P)s)
+              clamp_min(
+                  clamp_min(max by (%(P)s) (tencent_live_package_expiry_timestamp_seconds{%(sel)s}) - time(), 0)
+                * on (%(A)s) group_left ()
+                  account_package_type:tencent_live_used_%(u)s:rate%(wd)dd
+                - on (%(P)s)
+                  (
+                      max by (%(P)s) (tencent_live_package_usable_ahead_%(u)s{%(sel)s})
+                    or
+                      0 * package:tencent_live_usable_remaining_%(u)s:max
+                  ),
+                0
+              ),
+            0
+          )
+        ||| % { P: P, A: A, u: u, sel: sel, wd: wd },
+      },
+      {
+        // The quota at risk as of the last bill: the least of the raw estimate over the last
+        // 1.5 days (bills are about a day apart, the odd late one up to 1.5 days).
+        record: 'package:tencent_live_quota_at_risk_%s:rate%dd' % [u, wd],
+        expr: 'min_over_time(package:tencent_live_quota_at_risk_%s:rate%dd_raw[%s]) and package:tencent_live_quota_at_risk_%s:rate%dd_raw' % [u, wd, lib.scaled(c, c.atRiskSmoothing), u, wd],
+      },
+      {
+        record: 'account_package_type:tencent_live_quota_at_risk_%s:sum' % u,
+        expr: 'sum by (%(A)s) (package:tencent_live_quota_at_risk_%(u)s:rate%(wd)dd)' % { A: A, u: u, wd: wd },
+      },
+      {
+        // Left of frozen packages that have not expired (monthly settlement freezes packages;
+        // their validity keeps running). Absent when there is none.
+        record: 'account_package_type:tencent_live_frozen_remaining_%s:sum' % u,
+        expr: |||
+          sum by (%(A)s) (
+              max by (%(P)s) (tencent_live_package_remaining_%(u)s{%(sel)s, status="frozen"} > 0)
+            unless on (%(P)s)
+              tencent_live_package_expiry_timestamp_seconds{%(sel)s} <= time()
+          )
+        ||| % { P: P, A: A, u: u, sel: sel },
+      },
+      {
+        // What the daily bills took in the last day (the dashboard's bars, the status page).
+        record: 'account_package_type:tencent_live_used_%s:increase1d' % u,
+        expr: |||
+          sum by (%(A)s) (
+              max by (%(P)s) (max_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(d)s]))
+            - min by (%(P)s) (min_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(d)s]))
+          )
+        ||| % { A: A, P: P, u: u, sel: sel, d: lib.duration(day) },
+      },
+    ],
+
+    local runwayOf(u) = |||
+      (
+        sum by (%(A)s) (
+            package:tencent_live_usable_remaining_%(u)s:max
+          - on (%(P)s) package:tencent_live_quota_at_risk_%(u)s:rate%(wd)dd
+          or package:tencent_live_usable_remaining_%(u)s:max
+        ) > 0
+      )
+      / (account_package_type:tencent_live_used_%(u)s:rate%(wd)dd > 0)
+    ||| % { A: A, P: P, u: u, wd: wd },
+
+    groups+: [
+      {
+        name: 'tencent-live-exporter.rules',
+        rules: unitRules('bytes') + unitRules('seconds') + [
+          {
+            // Seconds until the usable-in-time quota of the pool (of each usable package, left -
+            // at risk; all of it with no expiry sample) is used up at the rate, i.e. until
+            // pay-as-you-go starts. Absent when nothing is used or the pool is empty.
+            record: 'account_package_type:tencent_live_runway_seconds:rate%dd' % wd,
+            expr: '(\n%s)\nor\n(\n%s)\n' % [runwayOf('bytes'), runwayOf('seconds')],
+          },
+        ],
+      },
+    ],
+  },
+}
