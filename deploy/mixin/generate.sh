@@ -6,6 +6,8 @@
 #   deploy/prometheus/demo/alerts.yml     the same for the demo's default day (--demo.day 2m)
 #   deploy/kubernetes/prometheusrule.yaml the PrometheusRule, from alerts.yml
 #                                         (deploy/kubernetes/generate-prometheusrule.py)
+#   deploy/prometheus/alerts.test.yml     the billing timelines' unit tests
+#                                         (deploy/prometheus/billing_timelines.py)
 #
 # Needs Debian's `jsonnet` and python3 with PyYAML (deploy/check.sh installs them).
 set -euo pipefail
@@ -22,9 +24,12 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 status=0
 
-# emit DAY_SECONDS TARGET: the rule file for a day of DAY_SECONDS seconds.
+# emit TARGET CMD...: CMD's output is TARGET.
 emit() {
-  jsonnet -S --tla-code "daySeconds=$1" deploy/mixin/alerts.yml.jsonnet >"$scratch/out"
+  local target=$1
+  shift
+  "$@" >"$scratch/out"
+  set -- "" "$target"
   if $check; then
     if ! diff -u "$2" "$scratch/out" >"$scratch/diff" 2>&1; then
       echo "$2 differs from what deploy/mixin generates (run deploy/mixin/generate.sh):" >&2
@@ -37,8 +42,9 @@ emit() {
   fi
 }
 
-emit 86400 deploy/prometheus/alerts.yml
-emit 120 deploy/prometheus/demo/alerts.yml
+emit deploy/prometheus/alerts.yml jsonnet -S --tla-code daySeconds=86400 deploy/mixin/alerts.yml.jsonnet
+emit deploy/prometheus/demo/alerts.yml jsonnet -S --tla-code daySeconds=120 deploy/mixin/alerts.yml.jsonnet
+emit deploy/prometheus/alerts.test.yml python3 deploy/prometheus/billing_timelines.py
 if $check; then
   python3 deploy/kubernetes/generate-prometheusrule.py --check || status=1
 else
