@@ -4,11 +4,12 @@
 #
 #   deploy/prometheus/alerts.yml          the rule file for a real day (daySeconds=86400)
 #   deploy/prometheus/demo/alerts.yml     the same for the demo's default day (--demo.day 2m)
-#   deploy/grafana/tencent-live-packages.json            the Grafana dashboard, and its copy in
-#   deploy/kubernetes/dashboards/tencent-live-packages.json the kustomize base (a base reads no
-#                                         file outside its folder)
+#   deploy/grafana/tencent-live-packages.json the Grafana dashboard, and its copy in
+#   deploy/kubernetes/dashboards/         the kustomize base (a base reads no file outside it)
 #   deploy/kubernetes/prometheusrule.yaml the PrometheusRule, from alerts.yml
 #                                         (deploy/kubernetes/generate-prometheusrule.py)
+#   deploy/prometheus/alerts.test.yml     the billing timelines' unit tests
+#                                         (deploy/prometheus/billing_timelines.py)
 #
 # Needs Debian's `jsonnet` and python3 with PyYAML (deploy/check.sh installs them).
 set -euo pipefail
@@ -25,32 +26,29 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 status=0
 
-# put TARGET: $scratch/out becomes TARGET, or with --check is compared with it.
-put() {
+# emit TARGET CMD...: CMD's output is TARGET.
+emit() {
+  local target=$1
+  shift
+  "$@" >"$scratch/out"
+  set -- "" "$target"
   if $check; then
-    if ! diff -u "$1" "$scratch/out" >"$scratch/diff" 2>&1; then
-      echo "$1 differs from what deploy/mixin generates (run deploy/mixin/generate.sh):" >&2
+    if ! diff -u "$2" "$scratch/out" >"$scratch/diff" 2>&1; then
+      echo "$2 differs from what deploy/mixin generates (run deploy/mixin/generate.sh):" >&2
       sed -n 1,40p "$scratch/diff" >&2
       status=1
     fi
   else
-    cp "$scratch/out" "$1"
-    echo "wrote $1"
+    cp "$scratch/out" "$2"
+    echo "wrote $2"
   fi
 }
 
-# emit DAY_SECONDS TARGET: the rule file for a day of DAY_SECONDS seconds.
-emit() {
-  jsonnet -S --tla-code "daySeconds=$1" deploy/mixin/alerts.yml.jsonnet >"$scratch/out"
-  put "$2"
-}
-
-emit 86400 deploy/prometheus/alerts.yml
-emit 120 deploy/prometheus/demo/alerts.yml
-for target in deploy/grafana/tencent-live-packages.json deploy/kubernetes/dashboards/tencent-live-packages.json; do
-  jsonnet deploy/mixin/dashboards.json.jsonnet >"$scratch/out"
-  put "$target"
-done
+emit deploy/prometheus/alerts.yml jsonnet -S --tla-code daySeconds=86400 deploy/mixin/alerts.yml.jsonnet
+emit deploy/prometheus/demo/alerts.yml jsonnet -S --tla-code daySeconds=120 deploy/mixin/alerts.yml.jsonnet
+emit deploy/grafana/tencent-live-packages.json jsonnet deploy/mixin/dashboards.json.jsonnet
+emit deploy/kubernetes/dashboards/tencent-live-packages.json jsonnet deploy/mixin/dashboards.json.jsonnet
+emit deploy/prometheus/alerts.test.yml python3 deploy/prometheus/billing_timelines.py
 if $check; then
   python3 deploy/kubernetes/generate-prometheusrule.py --check || status=1
 else
