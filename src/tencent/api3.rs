@@ -7,7 +7,7 @@
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 
-use super::credentials::Credentials;
+use super::credentials::keys::Credentials;
 use super::sign::{SigningInput, authorization};
 
 /// The body type of every call: API 3.0's POST style with a JSON body.
@@ -104,7 +104,7 @@ mod tests {
     use secrecy::SecretString;
 
     use super::{Call, HeaderError, headers, host_header};
-    use crate::tencent::credentials::Credentials;
+    use crate::tencent::credentials::keys::Credentials;
 
     const CALL: Call<'static> = Call {
         host: "sts.tencentcloudapi.com",

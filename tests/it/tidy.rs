@@ -11,24 +11,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// (importing module, imported module, why) pairs allowed to point up, each still needed.
-const LAYER_EXCEPTIONS: &[(&str, &str, &str)] = &[
-    (
-        "tencent::client",
-        "poll::budget",
-        "the request budget moves beside the client that spends it, to tencent::budget (issue 20)",
-    ),
-    (
-        "config::print",
-        "poll::budget",
-        "--check-config's budget list reads the budget grouping, which moves to tencent::budget (issue 20)",
-    ),
-];
+const LAYER_EXCEPTIONS: &[(&str, &str, &str)] = &[];
 
 /// Files whose comments may still name a path outside the repository, and why.
-const COMMENT_EXCEPTIONS: &[(&str, &str)] = &[(
-    "src/poll/budget.rs",
-    "its cited facts move into the project's docs with the budget's move (issue 20)",
-)];
+const COMMENT_EXCEPTIONS: &[(&str, &str)] = &[];
 
 /// The files of the web layer, which serve whatever routes the router gives them.
 const WEB_LAYER: &[&str] = &[

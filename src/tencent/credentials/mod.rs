@@ -18,6 +18,7 @@
 //! All timing is on tokio's clock, so tests drive expiry and rotation under paused time.
 
 mod fetch;
+pub mod keys;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ use tokio::time::Instant;
 
 use super::transport::Transport;
 pub(crate) use fetch::{read_profile, read_secret_file};
+pub use keys::Credentials;
+use keys::secrets_equal;
 
 /// Temporary credentials are refreshed this long before they expire (the SDKs' 300 s).
 pub const REFRESH_AHEAD: Duration = Duration::from_secs(300);
@@ -54,69 +57,6 @@ pub const DEFAULT_STS_ENDPOINT: &str = "https://sts.tencentcloudapi.com";
 pub const DEFAULT_ROLE_SESSION_NAME: &str = "tencent-live-exporter";
 /// Default `profile` of an account: the INI section read from the credentials file.
 pub const DEFAULT_PROFILE: &str = "default";
-
-/// One set of keys, as used to sign one request.
-#[derive(Clone)]
-pub struct Credentials {
-    /// Not a secret (it appears in every `Authorization` header), but an account's identity.
-    pub secret_id: String,
-    /// The SecretKey: only the signers read it (`expose_secret`); `Debug` shows `[REDACTED]`.
-    pub secret_key: SecretString,
-    /// Session token of temporary credentials, sent as `X-TC-Token`.
-    pub token: Option<SecretString>,
-}
-
-impl Credentials {
-    /// Long-lived keys without a session token (as from the configuration or the environment).
-    pub fn new(secret_id: impl Into<String>, secret_key: impl Into<String>) -> Self {
-        Credentials {
-            secret_id: secret_id.into(),
-            secret_key: SecretString::from(secret_key.into()),
-            token: None,
-        }
-    }
-
-    pub(crate) fn key(&self) -> &str {
-        self.secret_key.expose_secret()
-    }
-
-    pub(crate) fn token(&self) -> Option<&str> {
-        self.token.as_ref().map(|t| t.expose_secret())
-    }
-}
-
-/// Whether two secrets are equal, in time that depends on their lengths only (no early exit at
-/// the first differing byte), so that comparing configurations tells nothing about a key.
-fn secrets_equal(a: &SecretString, b: &SecretString) -> bool {
-    let (a, b) = (a.expose_secret().as_bytes(), b.expose_secret().as_bytes());
-    a.len() == b.len()
-        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
-}
-
-/// Compares the secrets (for reloads), in constant time, never prints them.
-impl PartialEq for Credentials {
-    fn eq(&self, other: &Self) -> bool {
-        self.secret_id == other.secret_id
-            && secrets_equal(&self.secret_key, &other.secret_key)
-            && match (&self.token, &other.token) {
-                (Some(a), Some(b)) => secrets_equal(a, b),
-                (None, None) => true,
-                _ => false,
-            }
-    }
-}
-
-impl Eq for Credentials {}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("secret_id", &self.secret_id)
-            .field("secret_key", &"[REDACTED]")
-            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
-            .finish()
-    }
-}
 
 /// The SecretId of a `static` account: inline, or read from a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
