@@ -1,9 +1,10 @@
 //! The Simplified Chinese README, `README.zh-CN.md`, held to the English `README.md`: its flags,
-//! configuration-key, credentials and metrics tables name exactly the identifiers (flags, keys,
-//! credential sources, metric names) the English tables of the same section name; every alert of
-//! `deploy/prometheus/alerts.yml` has a runbook entry (含义 / 检查 / 处理) under the same anchor as
-//! in the English runbook; and each README links the other. The English README is the contract
-//! (issue 21): when a row is added there, this test names the row the Chinese one lacks.
+//! configuration-key, credentials, metrics and alert-list tables name exactly the identifiers
+//! (flags, keys, credential sources, metric names, alert names) the English tables of the same
+//! section name; every alert of `deploy/prometheus/alerts.yml` has a runbook entry (含义 / 检查 /
+//! 处理) under the same anchor as in the English runbook; its links land on anchors that exist;
+//! and each README links the other. The English README is the contract (issue 21): when a row is
+//! added there, these tests name the row the Chinese one lacks.
 
 use std::collections::BTreeSet;
 
@@ -17,6 +18,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ("### File and environment", "### 配置文件与环境变量"),
     ("## Credentials", "## 凭证"),
     ("## Metrics", "## 指标"),
+    ("### Alert list", "### 告警列表"),
 ];
 
 /// The Chinese runbook section, whose `####` entries are one per alert.
