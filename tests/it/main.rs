@@ -5,6 +5,7 @@
 mod alertmanager_e2e;
 mod credentials;
 mod deploy;
+mod docs;
 mod exporter;
 mod faults;
 mod operator;
