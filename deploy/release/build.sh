@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the release artefacts from ONE `cargo build --release --locked`, into target/dist/:
 #   tencent-live-exporter-<version>.linux-<arch>.tar.gz   promu's layout: one directory holding
-#       the binary, LICENSE, README.md, CHANGELOG.md, config.example.toml and deploy/
+#       the binary, LICENSE, README.md, README.zh-CN.md, CHANGELOG.md, config.example.toml and deploy/
 #   tencent-live-exporter_<version>-1_<debian arch>.deb    `cargo deb --no-build` (needs cargo-deb:
 #       cargo install --locked cargo-deb --version 3.6.0); left out with --no-deb
 #   sha256sums.txt                                         `sha256sum -c sha256sums.txt` checks both
@@ -33,7 +33,7 @@ mkdir -p "$dist/$stage"
 install -m 0755 "$target/release/$name" "$dist/$stage/"
 # No debug info is built in release; the symbol table goes too, as cargo deb does for the .deb.
 if command -v strip >/dev/null; then strip --strip-unneeded "$dist/$stage/$name"; fi
-install -m 0644 LICENSE README.md CHANGELOG.md config.example.toml "$dist/$stage/"
+install -m 0644 LICENSE README.md README.zh-CN.md CHANGELOG.md config.example.toml "$dist/$stage/"
 cp -R deploy "$dist/$stage/"
 tar -C "$dist" --owner=0 --group=0 --numeric-owner --sort=name -czf "$dist/$stage.tar.gz" "$stage"
 rm -rf "${dist:?}/$stage"

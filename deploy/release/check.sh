@@ -62,7 +62,7 @@ arch_tar=$(cd "$dist" && ls "$name-$version".linux-*.tar.gz)
 tar -C "$scratch" -xzf "$dist/$arch_tar"
 top=${arch_tar%.tar.gz}
 [[ $(ls "$scratch") == "$top" ]] || fail "$arch_tar does not unpack to one directory $top"
-for f in "$name" LICENSE README.md CHANGELOG.md config.example.toml deploy/systemd/$name.service \
+for f in "$name" LICENSE README.md README.zh-CN.md CHANGELOG.md config.example.toml deploy/systemd/$name.service \
   deploy/prometheus/alerts.yml deploy/grafana/tencent-live-packages.json deploy/tencent/live-readonly-policy.json; do
   [[ -e $scratch/$top/$f ]] || fail "$arch_tar has no $top/$f"
 done
