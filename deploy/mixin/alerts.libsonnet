@@ -17,6 +17,51 @@ local lib = import 'lib.libsonnet';
     local stale = c.pollIntervalSeconds * c.stalenessPolls,
     local staleWindow = lib.duration(stale),
     local words(seconds) = if seconds % 60 == 0 then '%d minutes' % (seconds / 60) else '%d seconds' % seconds,
+    // Replicas: a target is (cluster, job, instance); a job is (cluster, job).
+    local I = lib.labels(c, ['job', 'instance']),
+    local J = lib.labels(c, ['job']),
+    // A pair is stale on a target (see TencentLiveDataStale).
+    local staleExpr = |||
+      time() - max_over_time(tencent_live_exporter_last_success_timestamp_seconds{%(sel)s}[%(w)s]) > %(s)s
+      or
+      (
+          (0 * tencent_live_up{%(sel)s} unless tencent_live_exporter_last_success_timestamp_seconds{%(sel)s})
+        and
+          tencent_live_up{%(sel)s} offset %(w)s
+        unless
+          time() - max_over_time(tencent_live_exporter_last_success_timestamp_seconds{%(sel)s}[%(w)s]) <= %(s)s
+      )
+    ||| % { sel: sel, w: staleWindow, s: lib.num(stale) },
+    // A pair has fresh data on a target.
+    local freshExpr = 'time() - max_over_time(tencent_live_exporter_last_success_timestamp_seconds{%s}[%s]) <= %s' % [sel, staleWindow, lib.num(stale)],
+    // The targets down that TencentLiveExporterDown pages for.
+    local served = 'last_over_time(tencent_live_up{%s}[%s])' % [sel, lib.duration(c.servedPairsLookback)],
+    local downExpr = |||
+      (
+          up{%(sel)s} == 0
+        and on (%(I)s)
+          (%(served)s unless on (%(A)s) tencent_live_up{%(sel)s})
+      )
+      or
+      (
+          (up{%(sel)s} == 0 unless on (%(I)s) %(served)s)
+        unless on (%(J)s)
+          up{%(sel)s} == 1
+      )
+      or
+      (
+          (up{%(sel)s} == 0 unless on (%(I)s) %(served)s)
+        and on (%(I)s)
+          ALERTS{alertname="TencentLiveExporterDown"}
+      )
+    ||| % { sel: sel, I: I, J: J, A: A, served: served },
+    local staleDescription = std.rstripChars(|||
+      {{ if gt $value 0.0 }}The last successful poll of {{ $labels.package_type }} packages of account
+      {{ $labels.account }} ({{ $labels.instance }}) was {{ $value | humanizeDuration }} ago{{ else }}Polls
+      of {{ $labels.package_type }} packages of account {{ $labels.account }} ({{ $labels.instance }})
+      have not succeeded in the last %s, not once since the exporter (re)started{{ end }};
+      pool alerts for it cannot fire.
+    ||| % words(stale), '\n'),
 
     local alert(name, severity, expr, forSeconds, summary, description, keep=false) = {
       alert: name,
@@ -163,37 +208,47 @@ local lib = import 'lib.libsonnet';
           // No successful poll of a pair for stalenessPolls polls (when the exporter drops the
           // pair's package series), or none since the exporter started although the pair has
           // been polled for that long. $value: age of the last success, 0 when there was none.
+          // Critical only when no replica has fresh data for the pair; a warning (on a target
+          // that is up: a dead one is TencentLiveExporterReplicaDown's) while another replica
+          // has.
           alert(
             'TencentLiveDataStale', 'critical',
-            |||
-              time() - max_over_time(tencent_live_exporter_last_success_timestamp_seconds{%(sel)s}[%(w)s]) > %(s)s
-              or
-              (
-                  (0 * tencent_live_up{%(sel)s} unless tencent_live_exporter_last_success_timestamp_seconds{%(sel)s})
-                and
-                  tencent_live_up{%(sel)s} offset %(w)s
-                unless
-                  time() - max_over_time(tencent_live_exporter_last_success_timestamp_seconds{%(sel)s}[%(w)s]) <= %(s)s
-              )
-            ||| % { sel: sel, w: staleWindow, s: lib.num(stale) },
+            '(\n%s)\nunless on (%s)\n  %s\n' % [lib.indent(staleExpr), A, freshExpr],
             '1m',
             'tencent-live-exporter data is stale.',
-            |||
-              {{ if gt $value 0.0 }}The last successful poll of {{ $labels.package_type }} packages of account
-              {{ $labels.account }} ({{ $labels.instance }}) was {{ $value | humanizeDuration }} ago{{ else }}Polls
-              of {{ $labels.package_type }} packages of account {{ $labels.account }} ({{ $labels.instance }})
-              have not succeeded in the last %s, not once since the exporter (re)started{{ end }};
-              pool alerts for it cannot fire.
-            ||| % words(stale),
+            staleDescription,
           ),
           alert(
+            'TencentLiveReplicaDataStale', 'warning',
+            '(\n%s)\nand on (%s)\n  %s\nand on (%s)\n  up{%s} == 1\n' % [lib.indent(staleExpr), A, freshExpr, I, sel],
+            '1m',
+            'A tencent-live-exporter replica has stale data; another replica has fresh data.',
+            staleDescription + ' Another replica has fresh data for the pair.',
+          ),
+          // A target down pages while some pair goes unserved: a pair it served in the lookback
+          // that no target up serves now, or, when it served none in the lookback (down for
+          // longer, or never polled), while no target of its job is up or while it already
+          // alerts (a shard of a job stays paged after its pairs leave the lookback).
+          alert(
             'TencentLiveExporterDown', 'critical',
-            'up{%s} == 0' % sel,
+            downExpr,
             '5m',
             'tencent-live-exporter is down.',
             |||
               Prometheus has failed to scrape tencent-live-exporter at {{ $labels.instance }}
-              (job {{ $labels.job }}) for 5 minutes; no Tencent Live pool alert can fire.
+              (job {{ $labels.job }}) for 5 minutes, and no other target serves what it served;
+              no Tencent Live pool alert can fire for those pairs.
+            |||,
+          ),
+          alert(
+            'TencentLiveExporterReplicaDown', 'warning',
+            '%s\nunless on (%s)\n  (\n%s  )\n' % ['up{%s} == 0' % sel, I, lib.indent(lib.indent(downExpr))],
+            '5m',
+            'A tencent-live-exporter replica is down; another serves its data.',
+            |||
+              Prometheus has failed to scrape tencent-live-exporter at {{ $labels.instance }}
+              (job {{ $labels.job }}) for 5 minutes; other targets serve every pair it served, so the
+              pool alerts still work, without redundancy.
             |||,
           ),
           alert(

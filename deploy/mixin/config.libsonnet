@@ -42,6 +42,13 @@
     pollIntervalSeconds: 300,
     stalenessPolls: 3,
 
+    // Replicas (README "Scaling"): targets of one job (and cluster) that poll the same accounts.
+    // A target down pages (TencentLiveExporterDown) only while a pair it served in the last
+    // servedPairsLookback seconds is served by no target that is up, or, when it served none
+    // in that window, while no target of its job is up; otherwise it is a warning
+    // (TencentLiveExporterReplicaDown). Not scaled by daySeconds.
+    servedPairsLookback: 60 * 60,
+
     // `runbook_url` of each alert: %s is the alert name in lower case.
     runbookURLPattern: 'https://github.com/tencent-live-exporter/tencent-live-exporter#runbook-%s',
   },

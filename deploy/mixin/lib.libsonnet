@@ -16,6 +16,8 @@
   labels(config, names):: std.join(', ', (if config.clusterLabel != '' then [config.clusterLabel] else []) + names),
   pkg(config):: self.labels(config, ['account', 'package_type', 'package_id']),
   pair(config):: self.labels(config, ['account', 'package_type']),
+  // Text (lines ending in a newline) indented by two spaces.
+  indent(text):: std.join('\n', [if l == '' then l else '  ' + l for l in std.split(text, '\n')]),
   // A number as PromQL reads it, without a trailing .0 or an exponent for the usual sizes.
   num(x):: if x == std.floor(x) then std.toString(std.floor(x)) else std.toString(x),
 }

@@ -119,7 +119,10 @@ fn ahead_help(of: &str, unit: &str) -> String {
 fn families() -> [(&'static str, String); FAMILY_COUNT] {
     let amount_help =
         |what: &str, unit: &str, of: &str| format!("{what} of a {of} package in {unit}. {CACHED}");
-    let time_packages = "transcode or co-anchoring";
+    // Every package type whose amounts are in seconds (minutes and hours converted).
+    let time_packages = "transcode, top_speed_codec or co_anchoring";
+    // Families every package has, whatever its unit.
+    let any = "traffic, transcode, top_speed_codec or co_anchoring";
     [
         (
             "tencent_live_up",
@@ -171,19 +174,27 @@ fn families() -> [(&'static str, String); FAMILY_COUNT] {
         ),
         (
             PACKAGE_FAMILIES[6].0,
-            format!("Unix time the package expires (ExpireTime, Beijing time). {CACHED}"),
+            format!(
+                "Unix time the package expires (ExpireTime, Beijing time), for {any} packages. {CACHED}"
+            ),
         ),
         (
             PACKAGE_FAMILIES[7].0,
-            format!("Unix time the package was bought (BuyTime, Beijing time). {CACHED}"),
+            format!(
+                "Unix time the package was bought (BuyTime, Beijing time), for {any} packages. {CACHED}"
+            ),
         ),
         (
             PACKAGE_FAMILIES[8].0,
-            format!("1 when the package renews automatically (WillRenew), else 0. {CACHED}"),
+            format!(
+                "1 when the package renews automatically (WillRenew), else 0, for {any} packages. {CACHED}"
+            ),
         ),
         (
             PACKAGE_FAMILIES[9].0,
-            format!("RenewalResult: 1 renewed, 0 not yet, negative failed. {CACHED}"),
+            format!(
+                "RenewalResult: 1 renewed, 0 not yet, negative failed, for {any} packages. {CACHED}"
+            ),
         ),
         (
             PACKAGE_FAMILIES[10].0,

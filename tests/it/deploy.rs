@@ -188,6 +188,14 @@ fn alertmanager_config_passes_amtool_and_routes_by_severity() {
             &["severity=warning", "alertname=TencentLiveRunwayLow"][..],
             "ticket",
         ),
+        // One replica of two down: a ticket, by severity alone (no route or inhibition names it).
+        (
+            &[
+                "severity=warning",
+                "alertname=TencentLiveExporterReplicaDown",
+            ][..],
+            "ticket",
+        ),
         (&["alertname=NoSeverity"][..], "ticket"),
     ] {
         let (ok, out) = run(Command::new(&amtool)

@@ -62,15 +62,18 @@ const DASHBOARD_MAY_BE_EMPTY: &[&str] = &[
 /// Rules whose expression may be empty with the demo; every other rule (recording rules
 /// included) must have data.
 /// - `TencentLivePayAsYouGo`: the top speed codec pool may not have run out yet.
-/// - `TencentLivePollFailing`, `TencentLiveApiErrorsHigh`, `TencentLiveDataStale`: the simulator
-///   answers every poll.
-/// - `TencentLiveExporterDown`, `TencentLiveExporterAbsent`: the target is scraped.
+/// - `TencentLivePollFailing`, `TencentLiveApiErrorsHigh`, `TencentLiveDataStale`,
+///   `TencentLiveReplicaDataStale`: the simulator answers every poll.
+/// - `TencentLiveExporterDown`, `TencentLiveExporterReplicaDown`, `TencentLiveExporterAbsent`:
+///   the target is scraped.
 const RULES_MAY_BE_EMPTY: &[&str] = &[
     "TencentLivePayAsYouGo",
     "TencentLivePollFailing",
     "TencentLiveApiErrorsHigh",
     "TencentLiveDataStale",
+    "TencentLiveReplicaDataStale",
     "TencentLiveExporterDown",
+    "TencentLiveExporterReplicaDown",
     "TencentLiveExporterAbsent",
 ];
 
@@ -80,6 +83,7 @@ const RULES_MAY_BE_EMPTY: &[&str] = &[
 const HEALTHY_NOT_ACTIVE: &[&str] = &[
     "TencentLiveExporterAbsent",
     "TencentLiveDataStale",
+    "TencentLiveReplicaDataStale",
     "TencentLivePollFailing",
 ];
 

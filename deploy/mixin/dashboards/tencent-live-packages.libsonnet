@@ -437,7 +437,7 @@ function(c)
       'tencent_live_up per account and query type: whether the latest poll succeeded.',
       [0, 70, 12, 6],
       [target('A', 'tencent_live_up{%s, account=~"$account"}' % sel, '{{account}} {{package_type}}')],
-      links=['TencentLivePollFailing', 'TencentLiveExporterDown', 'TencentLiveExporterAbsent'],
+      links=['TencentLivePollFailing', 'TencentLiveExporterDown', 'TencentLiveExporterReplicaDown', 'TencentLiveExporterAbsent'],
     ) + {
       fieldConfig: {
         defaults: {
@@ -471,7 +471,7 @@ function(c)
         color: { mode: 'palette-classic' },
         thresholds: thresholds(['green', [c.stalenessPolls * c.pollIntervalSeconds, 'red']]),
       },
-      links=['TencentLiveDataStale'],
+      links=['TencentLiveDataStale', 'TencentLiveReplicaDataStale'],
     ),
     timeseries(
       17,

@@ -381,3 +381,30 @@ fn usable_ahead_is_exported_per_usable_package_in_its_unit() {
         assert!(help.contains(word), "{help}");
     }
 }
+
+/// Every package family's HELP names each package type whose packages can have a sample in it:
+/// the family's unit decides which (bytes: traffic; seconds: transcode, top_speed_codec,
+/// co_anchoring; either: all four), so a reader of `# HELP` never misses one.
+#[test]
+fn every_package_familys_help_names_each_package_type_it_can_hold() {
+    let families = families();
+    for (f, (name, bytes, _)) in PACKAGE_FAMILIES.iter().enumerate() {
+        let (family, help) = &families[FIRST_PACKAGE_FAMILY + f];
+        assert_eq!(family, name);
+        for kind in [
+            PackageKind::Traffic,
+            PackageKind::Transcode,
+            PackageKind::TopSpeedCodec,
+            PackageKind::CoAnchoring,
+        ] {
+            let in_bytes = kind.unit().is_some_and(Unit::is_bytes);
+            if bytes.is_none_or(|b| b == in_bytes) {
+                assert!(
+                    help.contains(&kind.label()),
+                    "HELP of {name} omits {}: {help}",
+                    kind.label()
+                );
+            }
+        }
+    }
+}
