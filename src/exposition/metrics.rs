@@ -119,7 +119,7 @@ fn ahead_help(of: &str, unit: &str) -> String {
 fn families() -> [(&'static str, String); FAMILY_COUNT] {
     let amount_help =
         |what: &str, unit: &str, of: &str| format!("{what} of a {of} package in {unit}. {CACHED}");
-    let time_packages = "transcode or co-anchoring";
+    let time_packages = "transcode, top_speed_codec or co_anchoring";
     [
         (
             "tencent_live_up",

@@ -381,3 +381,22 @@ fn usable_ahead_is_exported_per_usable_package_in_its_unit() {
         assert!(help.contains(word), "{help}");
     }
 }
+
+/// Issue 21: the HELP of the `_seconds` amounts names every package type they carry, the
+/// top speed codec packages (listed by the transcode query) among them.
+#[test]
+fn the_help_of_every_seconds_amount_names_each_package_type_it_carries() {
+    for family in [
+        "tencent_live_package_quota_seconds",
+        "tencent_live_package_used_seconds",
+        "tencent_live_package_remaining_seconds",
+    ] {
+        let (_, help) = families()
+            .into_iter()
+            .find(|(name, _)| *name == family)
+            .unwrap();
+        for kind in ["transcode", "top_speed_codec", "co_anchoring"] {
+            assert!(help.contains(kind), "{family}: {help}");
+        }
+    }
+}
