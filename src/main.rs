@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use tencent_live_exporter::cli::{Cli, log_colour};
+use tencent_live_exporter::cli::{Cli, LogFormat, log_colour};
 use tencent_live_exporter::config::{self, Overrides};
 #[cfg(feature = "demo")]
 use tencent_live_exporter::demo;
@@ -35,8 +35,15 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(&cli);
+    let format = cli.log_format;
     match run(cli) {
         Ok(code) => code,
+        // logfmt and json are read by log collectors: the error is one event like any other,
+        // its line breaks escaped by the format.
+        Err(e) if format != LogFormat::Text => {
+            tracing::error!("{e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             // The chain may quote a file or an API answer: no raw control byte, and a
             // multi-line message (a TOML parse error's excerpt) indented under its first line.
