@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use tencent_live_exporter::cli::{Cli, log_colour};
+use tencent_live_exporter::cli::{Cli, LogFormat, log_colour};
 use tencent_live_exporter::config::{self, Overrides};
 #[cfg(feature = "demo")]
 use tencent_live_exporter::demo;
@@ -35,8 +35,15 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(&cli);
+    let format = cli.log_format;
     match run(cli) {
         Ok(code) => code,
+        // logfmt and json are read by log collectors: the error is one event like any other,
+        // its line breaks escaped by the format.
+        Err(e) if format != LogFormat::Text => {
+            tracing::error!("{e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             // The chain may quote a file or an API answer: no raw control byte, and a
             // multi-line message (a TOML parse error's excerpt) indented under its first line.
@@ -141,6 +148,9 @@ async fn async_run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 
     let listeners = app::bind(&config).await?;
+    // The signals are handled and the listeners bound: systemd may send SIGHUP from now on.
+    #[cfg(target_os = "linux")]
+    notify_ready();
     let daemon = app::Daemon {
         config,
         loader: Some(loader),
@@ -217,6 +227,34 @@ async fn check_credentials(config: &config::Config) -> anyhow::Result<(String, V
             std::fmt::Write::write_fmt(&mut report, format_args!("# account {name:?}: {line}\n"));
     }
     Ok((report, without))
+}
+
+/// Tells systemd that the exporter is up (`Type=notify`, sd_notify(3)'s `READY=1` on
+/// `$NOTIFY_SOCKET`): its signal handlers are installed and its listeners bound. systemd runs no
+/// `ExecReload=` before it, so `systemctl reload` right after `systemctl restart` never sends a
+/// SIGHUP between `exec` and `main`, where no process can block it and it kills. Without
+/// `NOTIFY_SOCKET` (not under systemd, or another `Type=`) it does nothing; a failure is logged,
+/// never fatal.
+#[cfg(target_os = "linux")]
+fn notify_ready() {
+    use std::os::linux::net::SocketAddrExt as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    // A leading `@` names a socket in the abstract namespace.
+    let addr = match path.as_bytes().strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name),
+        None => SocketAddr::from_pathname(&path),
+    };
+    let sent = addr.and_then(|addr| UnixDatagram::unbound()?.send_to_addr(b"READY=1\n", &addr));
+    if let Err(e) = sent {
+        tracing::warn!(
+            "telling systemd the exporter is ready (NOTIFY_SOCKET {}): {e}",
+            path.to_string_lossy()
+        );
+    }
 }
 
 /// Signals from the first instruction: blocked in `main` before anything else, then handled

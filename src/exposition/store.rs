@@ -33,6 +33,12 @@ use crate::telemetry::ExporterMetrics;
 /// one gzip of the exposition.
 pub const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
 
+/// While no poll ends, the publisher publishes again this long after its last publish, to gather
+/// the exporter's own metrics anew: the `process_*` families (CPU, memory, file descriptors) move
+/// on their own, and a scrape serves what the last publish gathered. A quarter of the default
+/// scrape interval (60 s); the pairs' pieces are reused, so it costs an assembly and a gzip.
+pub const OWN_METRICS_REFRESH: Duration = Duration::from_secs(15);
+
 /// What one pair shows: its latest poll's state and its last complete list.
 #[derive(Debug, Clone, Default)]
 pub struct PairState {
@@ -368,6 +374,14 @@ impl Store {
         request
     }
 
+    /// Marks the exposition as changed without waking the publisher: its next publish gathers
+    /// the exporter's own metrics again even when no pair changed ([`OWN_METRICS_REFRESH`]).
+    // Proven: lock acquisition: a lock is poisoned only by a panic while held, and no critical section in this crate can panic (these lints).
+    #[allow(clippy::expect_used)]
+    fn regather_own_metrics(&self) {
+        self.live.lock().expect("store lock").changed = true;
+    }
+
     /// [`Store::publish`], and waits until the published exposition includes everything
     /// recorded before the call (e.g. the reload result, before `POST /-/reload` answers). Gives
     /// up after a few publish periods, should the publisher have stopped.
@@ -522,7 +536,8 @@ fn ordered_pieces(
 }
 
 /// Publishes what pollers record, until `shutdown`: after a change, at once if the last publish
-/// is at least [`PUBLISH_PERIOD`] old, else when it is; the work runs on a blocking thread.
+/// is at least [`PUBLISH_PERIOD`] old, else when it is; after [`OWN_METRICS_REFRESH`] without
+/// one, to gather the exporter's own metrics again; the work runs on a blocking thread.
 pub async fn run_publisher(store: Arc<Store>, shutdown: CancellationToken) {
     let mut last: Option<Instant> = None;
     loop {
@@ -530,6 +545,7 @@ pub async fn run_publisher(store: Arc<Store>, shutdown: CancellationToken) {
             biased;
             () = shutdown.cancelled() => return,
             () = store.wake.notified() => {}
+            () = tokio::time::sleep(OWN_METRICS_REFRESH) => store.regather_own_metrics(),
         }
         if let Some(next) = last.and_then(|t| t.checked_add(PUBLISH_PERIOD)) {
             tokio::select! {

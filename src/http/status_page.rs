@@ -407,8 +407,10 @@ fn bills_seen(html: &mut String, bills: &[Bill], usable: u64, unit: Unit, now: f
                 } else {
                     ""
                 };
+                // "about under an hour" says nothing more than "under an hour".
+                let about = if days >= 1.0 / 24.0 { "about " } else { "" };
                 format!(
-                    "Average {} a day: <span class=\"{class}\">runway about {}</span> (usable remaining / average daily bill).",
+                    "Average {} a day: <span class=\"{class}\">runway {about}{}</span> (usable remaining / average daily bill).",
                     escape(&amount_f(daily, unit)),
                     escape(&days_words(days))
                 )
@@ -466,8 +468,10 @@ fn grouped(v: f64) -> String {
 fn days_words(days: f64) -> String {
     if days >= 2.0 {
         format!("{days:.0} days")
-    } else if days >= 1.0 / 24.0 {
+    } else if days >= 1.5 / 24.0 {
         format!("{:.0} hours", days * 24.0)
+    } else if days >= 1.0 / 24.0 {
+        "1 hour".into()
     } else {
         "under an hour".into()
     }

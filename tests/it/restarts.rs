@@ -525,3 +525,48 @@ fn a_sigterm_during_start_exits_cleanly() {
         }
     });
 }
+
+/// Row 4 under systemd: `systemctl reload` right after `systemctl restart`. A SIGHUP between
+/// `exec` and `main` (the dynamic loader, the runtime's set-up) cannot be blocked by the process
+/// and kills it; with `Type=notify` systemd runs no `ExecReload=` until the exporter says
+/// `READY=1`, which it says once its signals are handled and it serves.
+#[test]
+fn under_systemd_ready_is_notified_once_signals_are_handled_and_it_serves() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = temp_dir();
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args(["--demo", "--log.level", "warn", "--web.listen-address"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let got = socket.recv(&mut buf);
+    // What systemd would see at that moment: the signals are caught, the port answers.
+    let caught = in_main(child.id());
+    let serving = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    send(child.id(), libc::SIGTERM);
+    let status = wait_exit(&mut child, Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&dir);
+    let n = got.expect("no sd_notify message within PATIENCE");
+    let message = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        message.lines().any(|l| l == "READY=1"),
+        "notified {message:?}"
+    );
+    assert!(
+        caught && serving,
+        "READY=1 before the signals were handled ({caught}) or before serving ({serving})"
+    );
+    assert_eq!(status.code(), Some(0));
+}

@@ -76,10 +76,15 @@ fn the_status_page_renders_the_demo_packages_in_chromium() {
             .spawn()
             .unwrap(),
     );
-    // Wait (bounded) until the first polls are on the page.
+    // Wait (bounded) until the first poll of every demo pair is on the page: the pairs' first
+    // polls are spread, so one pair on the page says nothing of the others.
     let started = std::time::Instant::now();
     loop {
-        let polled = http_get(port, "/").is_some_and(|page| page.contains("demo-flux-low"));
+        let polled = http_get(port, "/").is_some_and(|page| {
+            ["demo-flux-low", "demo-transcode-new", "demo-mic"]
+                .iter()
+                .all(|id| page.contains(id))
+        });
         if polled {
             break;
         }

@@ -364,9 +364,40 @@ async fn a_burst_of_polls_publishes_a_bounded_number_of_times_and_after_the_last
         1,
         "one HELP per family"
     );
-    // Nothing more to publish: the publisher sleeps.
-    tokio::time::advance(Duration::from_secs(30)).await;
-    assert_eq!(*publishes.borrow() - before, runs);
+    // Nothing more to publish: the publisher only gathers the exporter's own metrics again,
+    // once per OWN_METRICS_REFRESH.
+    tokio::time::sleep(OWN_METRICS_REFRESH * 2 + PUBLISH_PERIOD).await;
+    assert_eq!(*publishes.borrow() - before, runs + 2);
+    shutdown.cancel();
+    publisher.await.unwrap();
+}
+
+/// The exporter's own metrics move between polls (the `process_*` families read CPU, memory and
+/// file descriptors at each gather): with no poll for a while, the publisher gathers them again
+/// every [`OWN_METRICS_REFRESH`], so a scrape never serves them older than that.
+#[tokio::test(start_paused = true)]
+async fn the_exporters_own_metrics_are_gathered_again_while_no_poll_ends() {
+    let s = Arc::new(Store::new(
+        Arc::new(ExporterMetrics::new()),
+        Duration::from_secs(900),
+    ));
+    let shutdown = CancellationToken::new();
+    let publisher = tokio::spawn(run_publisher(s.clone(), shutdown.clone()));
+    s.record_success("a", QueryType::Traffic, outcome(&["p"]), Duration::ZERO);
+    let mut polls = s.subscribe_polls();
+    while *polls.borrow_and_update() < 1 {
+        polls.changed().await.unwrap();
+    }
+    let sample = r#"tencent_live_exporter_api_requests_total{account="moved"} 1"#;
+    // A value that changed without a poll ending (as process_cpu_seconds_total does).
+    s.metrics().api_request("moved");
+    let published = |s: &Store| String::from_utf8(s.exposition().text.to_vec()).unwrap();
+    assert!(!published(&s).contains(sample));
+    tokio::time::sleep(OWN_METRICS_REFRESH + PUBLISH_PERIOD).await;
+    assert!(
+        published(&s).contains(sample),
+        "not gathered again after {OWN_METRICS_REFRESH:?}"
+    );
     shutdown.cancel();
     publisher.await.unwrap();
 }

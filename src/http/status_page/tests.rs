@@ -191,6 +191,27 @@ fn types_are_separate_pools_in_their_console_units() {
 }
 
 #[test]
+fn durations_read_as_english_at_every_size() {
+    let hours = |h: f64| days_words(h / 24.0);
+    assert_eq!(hours(0.5), "under an hour");
+    assert_eq!(hours(1.0), "1 hour");
+    assert_eq!(hours(1.4), "1 hour");
+    assert_eq!(hours(1.6), "2 hours");
+    assert_eq!(hours(38.0), "38 hours");
+    assert_eq!(days_words(27.0), "27 days");
+    assert_eq!(ago(3_600.0), "60 min ago");
+    // A runway under an hour is not "about under an hour".
+    let mut html = String::new();
+    let bill = |amount: u64, at: f64| Bill {
+        amount,
+        seen_unix: at,
+    };
+    let bills = [bill(10 * GB, NOW - DAY), bill(240 * GB, NOW)];
+    bills_seen(&mut html, &bills, GB, Unit::Bytes, NOW);
+    assert!(html.contains(">runway under an hour<"), "{html}");
+}
+
+#[test]
 fn amounts_are_decimal_minutes_and_hours() {
     assert_eq!(amount(1_000_000_000_000, Unit::Bytes), "1.00 TB");
     assert_eq!(amount(497_600_000_000, Unit::Bytes), "497.6 GB");

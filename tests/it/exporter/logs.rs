@@ -118,3 +118,40 @@ async fn a_hostile_api_error_message_stays_one_escaped_log_line_in_every_format(
         }
     }
 }
+
+/// The error that stops the start (a file the TOML parser refuses, quoted with an excerpt of the
+/// file: a line of its own that reads like a log line) is itself a log line in logfmt and json:
+/// one event, at level ERROR, that a log collector parses like every other line.
+#[test]
+fn a_refused_start_is_one_error_log_line_in_logfmt_and_json() {
+    let dir = std::env::temp_dir().join(format!("tle-it-refused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("refused.toml");
+    std::fs::write(
+        &config,
+        "[poll\n2026-12-04T23:00:00.000Z ERROR forged: all accounts deleted\n",
+    )
+    .unwrap();
+    for format in ["logfmt", "json"] {
+        let out = Command::new(BIN)
+            .args(["--log.format", format, "--config.file"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{format}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_lines_are_genuine(format, &stderr);
+        assert_eq!(stderr.lines().count(), 1, "{format}: {stderr}");
+        let level = match format {
+            "logfmt" => " level=ERROR ",
+            _ => "\"level\":\"ERROR\"",
+        };
+        assert!(
+            stderr.contains(level) && stderr.contains("TOML parse error"),
+            "{format}: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
