@@ -4,7 +4,8 @@
 #                are what it generates (prometheus/alerts.yml, prometheus/demo/alerts.yml,
 #                kubernetes/prometheusrule.yaml)
 #   prometheus/  promtool check rules, test rules, check config (and of the demo's configuration)
-#   alertmanager/ amtool check-config, and the routes of a critical and a warning alert
+#   alertmanager/ amtool check-config, the routes of a critical and a warning alert, and the demo's
+#                receiver.py printing a notification
 #   systemd/     systemd-analyze verify and an offline `security` exposure bound; debian/'s unit
 #                is the same but for the binary's path and the system user
 #   tencent/     the CAM policies: least privilege, and a trust policy with qcs:ExternalId
@@ -111,6 +112,33 @@ alertmanager_routes() {
   echo "critical -> page, warning -> ticket"
 }
 check "amtool config routes test deploy/alertmanager/alertmanager.yml" alertmanager_routes
+# The README's demo receiver prints one line per alert of a webhook notification.
+demo_receiver() {
+  python3 - <<'PY'
+import json, socket, subprocess, sys, time, urllib.request
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+proc = subprocess.Popen([sys.executable, "deploy/alertmanager/receiver.py", str(port)], stdout=subprocess.PIPE, text=True)
+try:
+    alert = {"status": "firing", "labels": {"alertname": "TencentLivePayAsYouGo", "account": "demo", "package_type": "top_speed_codec"},
+             "annotations": {"summary": "billed pay-as-you-go"}}
+    body = json.dumps({"receiver": "page", "status": "firing", "alerts": [alert]}).encode()
+    for _ in range(100):  # until it listens (at most 10 s)
+        try:
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/page", body, {"Content-Type": "application/json"}), timeout=5)
+            break
+        except OSError:
+            time.sleep(0.1)
+    line = proc.stdout.readline().strip()
+finally:
+    proc.kill()
+want = "page: firing TencentLivePayAsYouGo account=demo,package_type=top_speed_codec: billed pay-as-you-go"
+print(line)
+sys.exit(0 if line == want else f"expected {want!r}")
+PY
+}
+check "deploy/alertmanager/receiver.py prints a notification" demo_receiver
 
 # systemd-analyze verify needs the unit's dependencies (sysinit.target, ...) and an executable
 # command of every Exec*= line, and there is no running systemd here: verify in a scratch root

@@ -2,10 +2,11 @@
 //! (Debian's `prometheus`, 2.42) scraping the real exporter binary in `--demo` mode.
 //!
 //! The demo bills its packages once per demo day, as Tencent does (the simulator's billing), and
-//! the test runs it with a day of [`DEMO_DAY_SECONDS`]: the rules Prometheus loads are generated
-//! for that day by `jsonnet -S --tla-code daySeconds=N deploy/mixin/alerts.yml.jsonnet` (every
-//! window, threshold and `for` scales with it). Prometheus scrapes and evaluates every second;
-//! the exporter polls every 2 s; the demo's first bill lands 0.41 of a day after its start. The
+//! the test runs it with a day of [`DEMO_DAY_SECONDS`]: the rules Prometheus loads are the
+//! mixin's rules for that day, those `jsonnet -S --tla-code daySeconds=N
+//! deploy/mixin/alerts.yml.jsonnet` writes ([`generated_rules`]; every window, threshold and
+//! `for` scales with the day). Prometheus scrapes and evaluates every second;
+//! the exporter polls every second; the demo's first bill lands 0.41 of a day after its start. The
 //! test asserts that:
 //!
 //! - the scrape target is up and every generated rule is loaded and evaluates (`health` ok);
@@ -47,10 +48,17 @@ use crate::support::{repo_path, tool};
 const DEADLINE: Duration = Duration::from_secs(90);
 /// The demo's day in the e2e tests (`--demo.day`), and the `daySeconds` their rules are
 /// generated for: the first bill lands after 4.1 s, the top speed codec pool runs out at the
-/// second, after 11.8 s.
+/// second, after 11.8 s. A shorter day would shave under a second off each test and eat the
+/// margins they need on a loaded machine: Prometheus must scrape the packages before the first
+/// bill (the exporter's start, first poll, publish and a 1 s scrape: 1.5 s to 2.5 s), and the
+/// runway alerts live between the two bills (7.7 s), where the critical one must go pending,
+/// firing, through Alertmanager's `group_wait` and reach the receiver (2.5 s to 4 s).
 pub(crate) const DEMO_DAY_SECONDS: u32 = 10;
 /// How often Prometheus' API is asked again.
 const ROUND: Duration = Duration::from_millis(500);
+/// How often Prometheus is asked whether it has discovered its target: every 100 ms of delay
+/// there delays the whole test (a cheap question to a local server).
+const DISCOVERY_ROUND: Duration = Duration::from_millis(100);
 
 /// Dashboard queries (by a metric they use) that may be empty with the demo: it makes no failed
 /// API calls and its answers have no invalid fields.
@@ -260,21 +268,43 @@ fn dashboard_variables(dashboard: &Value) -> Vec<(String, String, String)> {
     out
 }
 
-/// The rule file generated for a day of [`DEMO_DAY_SECONDS`]:
-/// `jsonnet -S --tla-code daySeconds=N deploy/mixin/alerts.yml.jsonnet`.
-pub(crate) fn generated_rules() -> String {
+/// The mixin's rules for a day of [`DEMO_DAY_SECONDS`], as a rule file.
+pub(crate) struct Rules {
+    /// The rule file: one group holding the mixin's recording rules then its alerting rules, as
+    /// `deploy/mixin/alerts.yml.jsonnet` assembles them, written as JSON (which YAML reads).
+    pub(crate) file: String,
+    /// How many rules it holds.
+    pub(crate) count: usize,
+}
+
+/// The mixin's rules for a day of [`DEMO_DAY_SECONDS`]: the rule objects that
+/// `jsonnet -S --tla-code daySeconds=N deploy/mixin/alerts.yml.jsonnet` writes, evaluated by
+/// `jsonnet` as JSON. Debian's C++ `jsonnet` takes under a second for them but about 15 s more
+/// for the mixin's YAML emitter, which this test does not need: `deploy/check.sh` holds the
+/// emitter's output to the mixin (`generate.sh --check`) and to `promtool check rules`.
+pub(crate) fn generated_rules() -> Rules {
+    let program = format!(
+        "local mixin = (import 'mixin.libsonnet') + {{ _config+:: {{ daySeconds: {DEMO_DAY_SECONDS} }} }};\n\
+         {{ groups: [{{ name: 'tencent-live-exporter', rules: std.flattenArrays(\
+         [g.rules for g in mixin.prometheusRules.groups + mixin.prometheusAlerts.groups]) }}] }}"
+    );
     let out = Command::new(tool("jsonnet"))
-        .args(["-S", "--tla-code"])
-        .arg(format!("daySeconds={DEMO_DAY_SECONDS}"))
-        .arg(repo_path("deploy/mixin/alerts.yml.jsonnet"))
+        .arg("-J")
+        .arg(repo_path("deploy/mixin"))
+        .arg("-e")
+        .arg(program)
         .output()
         .expect("jsonnet runs");
     assert!(
         out.status.success(),
-        "jsonnet deploy/mixin/alerts.yml.jsonnet: {}",
+        "jsonnet (deploy/mixin's rules): {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("the rule file is UTF-8")
+    let file = String::from_utf8(out.stdout).expect("the rule file is UTF-8");
+    let parsed: Value = serde_json::from_str(&file).expect("jsonnet writes JSON");
+    let count = parsed["groups"][0]["rules"].as_array().map_or(0, Vec::len);
+    assert!(count > 10, "the mixin has rules: {file}");
+    Rules { file, count }
 }
 
 /// The Prometheus (or Alertmanager) HTTP API.
@@ -336,7 +366,7 @@ impl Api {
 
 /// Waits (bounded by `deadline` from `started`) until Prometheus has discovered its target (the
 /// discovery manager hands targets over after up to 5 s), then starts the exporter's `--demo`
-/// with a day of [`DEMO_DAY_SECONDS`] on `exporter_port` with a 2 s poll interval, so that its
+/// with a day of [`DEMO_DAY_SECONDS`] on `exporter_port` with a 1 s poll interval, so that its
 /// first poll is scraped at once, before the demo's first bill. The
 /// exporter runs without any `TLE*`/`TENCENTCLOUD*` variable of the test's environment.
 pub(crate) async fn start_demo_once_discovered(
@@ -361,8 +391,12 @@ pub(crate) async fn start_demo_once_discovered(
                 break;
             }
         }
-        tokio::time::sleep(ROUND).await;
+        tokio::time::sleep(DISCOVERY_ROUND).await;
     }
+    eprintln!(
+        "e2e: Prometheus discovered its target after {:?}",
+        started.elapsed()
+    );
     let mut exporter = Command::new(env!("CARGO_BIN_EXE_tencent-live-exporter"));
     for (key, _) in std::env::vars() {
         if key.starts_with("TLE") || key.starts_with("TENCENTCLOUD") || key == "RUST_LOG" {
@@ -376,19 +410,31 @@ pub(crate) async fn start_demo_once_discovered(
             .arg(format!("--demo.day={DEMO_DAY_SECONDS}s"))
             .arg("--web.listen-address")
             .arg(format!("127.0.0.1:{exporter_port}"))
-            .env("TLE__POLL__INTERVAL", "2s"),
+            .env("TLE__POLL__INTERVAL", "1s"),
     );
 }
 
-pub(crate) fn rule_job(alerts: &str) -> String {
-    let jobs: BTreeSet<&str> = alerts
-        .match_indices("job=\"")
-        .map(|(i, m)| {
-            let rest = &alerts[i + m.len()..];
+/// The one scrape job the rules select (`job="..."` in their expressions).
+pub(crate) fn rule_job(rules: &Rules) -> String {
+    let parsed: Value = serde_json::from_str(&rules.file).expect("the rule file is JSON");
+    let exprs: Vec<&str> = parsed["groups"][0]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["expr"].as_str())
+        .collect();
+    let jobs: BTreeSet<&str> = exprs
+        .iter()
+        .flat_map(|e| {
+            e.match_indices("job=\"")
+                .map(move |(i, m)| (e, i + m.len()))
+        })
+        .map(|(e, start)| {
+            let rest = &e[start..];
             &rest[..rest.find('"').expect("closing quote")]
         })
         .collect();
-    assert_eq!(jobs.len(), 1, "alerts.yml selects one scrape job: {jobs:?}");
+    assert_eq!(jobs.len(), 1, "the rules select one scrape job: {jobs:?}");
     jobs.into_iter().next().unwrap().to_owned()
 }
 
@@ -443,14 +489,8 @@ impl Seen {
 #[cfg_attr(missing_jsonnet, ignore = "needs jsonnet: apt-get install jsonnet")]
 async fn a_real_prometheus_evaluates_every_dashboard_query_and_rule_and_the_demo_drives_alerts() {
     let prometheus = tool("prometheus");
-    let alerts_yml = generated_rules();
-    let rule_count = alerts_yml
-        .lines()
-        .filter(|l| {
-            let l = l.trim_start();
-            l.starts_with("- alert:") || l.starts_with("- record:")
-        })
-        .count();
+    let generated = generated_rules();
+    let rule_count = generated.count;
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(repo_path("deploy/grafana/tencent-live-packages.json"))
             .expect("deploy/grafana/tencent-live-packages.json"),
@@ -466,12 +506,12 @@ async fn a_real_prometheus_evaluates_every_dashboard_query_and_rule_and_the_demo
     };
     // The generated rules, with the scrape job named as they expect.
     let rules = procs.dir.join("alerts.yml");
-    std::fs::write(&rules, &alerts_yml).unwrap();
+    std::fs::write(&rules, &generated.file).unwrap();
     let (exporter_port, prometheus_port) = (free_port(), free_port());
     let config = procs.dir.join("prometheus.yml");
     std::fs::write(
         &config,
-        prometheus_config(&rule_job(&alerts_yml), &rules, exporter_port),
+        prometheus_config(&rule_job(&generated), &rules, exporter_port),
     )
     .unwrap();
 

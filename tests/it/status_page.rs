@@ -1,5 +1,6 @@
 //! The status page in a real headless browser (Debian's chromium): it renders, shows the demo's
-//! pools in deduction order, and a screenshot is taken (`docs/status-page.png` in the README is one of these).
+//! pools in deduction order, and a screenshot is taken (set `TLE_STATUS_SCREENSHOT` to keep it; the
+//! README's `docs/status-page.png` is the same shot of `--demo` after two bills, at 1280x2200).
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -83,8 +83,15 @@ fn assert_lines_are_genuine(format: &str, stderr: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_api_error_message_stays_one_escaped_log_line_in_every_format() {
-    for format in ["text", "logfmt", "json"] {
-        let stderr = stderr_of_once(format).await;
+    // The three runs are independent (a simulator and a config file each) and each spends most
+    // of its second or two in the daemon's start hold: run them together.
+    let formats = ["text", "logfmt", "json"];
+    let (text, logfmt, json) = tokio::join!(
+        stderr_of_once(formats[0]),
+        stderr_of_once(formats[1]),
+        stderr_of_once(formats[2])
+    );
+    for (format, stderr) in formats.into_iter().zip([text, logfmt, json]) {
         assert_lines_are_genuine(format, &stderr);
         // The message is there to read, escaped: its line break as `\n`, the forged line
         // after it, inside the one line that reports the failure.
