@@ -335,7 +335,9 @@ def together():
   # -----------------------------------------------------------------------------------------
   # Issue 18, row 10. 8.64 GB a day; at 168h three packages of 40 GB left expire together
   # 118 h later. In deduction order the first is used up, the second receives 2.5 GB, the
-  # third nothing: 77.5 GB expire unused and the runway is 118 h (not 332 h).
+  # third nothing: 77.5 GB expire unused and the runway is 118 h (not 332 h). The rules read
+  # it as of the last bill, 2 h before 168h (as in row 7): 76.8 GB at risk and 120 h of runway,
+  # the figures asserted below.
   # TencentLiveRunwayLow and TencentLiveQuotaExpiringUnused for the second and third package
   # in every hour; not for the first.
   # -----------------------------------------------------------------------------------------""")
