@@ -68,9 +68,38 @@ local lib = import 'lib.libsonnet';
         ||| % { A: A, P: P, u: u, sel: sel, w: window, hstep: hstep, day: lib.num(day), wsec: lib.num(wd * day) },
       },
       {
+        // The rate for the quota at risk, which must not under-estimate (a package used up in
+        // time would read as at risk): the same increments divided by the history itself (at
+        // least 1 day, at most the window), and only where it is a measurement: at least
+        // atRiskMinHistory (with fewer bills the bill hours' jitter alone moves the estimate by
+        // a quarter), or 0 over at least a day (nobody uses the pair: all of it is at risk).
+        // Absent otherwise, so nothing is at risk in a young Prometheus.
+        record: 'account_package_type:tencent_live_used_%s:rate%dd_upper' % [u, wd],
+        expr: |||
+          (
+            sum by (%(A)s) (
+                max by (%(P)s) (max_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(w)s]))
+              - min by (%(P)s) (min_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(w)s]))
+            )
+          )
+          / on (%(A)s)
+          clamp(%(hist)s, %(day)s, %(wsec)s)
+          and on (%(A)s)
+          (
+              %(hist)s >= %(minh)s
+            or
+              (%(hist)s >= %(day)s and on (%(A)s) account_package_type:tencent_live_used_%(u)s:rate%(wd)dd == 0)
+          )
+        ||| % {
+          A: A, P: P, u: u, sel: sel, w: window, day: lib.num(day), wsec: lib.num(wd * day), wd: wd,
+          minh: lib.num(c.atRiskMinHistory * day / 86400),
+          hist: '(time() - min by (%(A)s) (min_over_time(timestamp(package:tencent_live_used_%(u)s:max)[%(w)s:%(hstep)s])))' % { A: A, u: u, w: window, hstep: hstep },
+        },
+      },
+      {
         // Of each usable package, what expires unused when the pair's use goes to the packages
         // in Tencent's deduction order (earliest expiry first): the package receives at most
-        // rate x time to its expiry - the usable quota deducted before it (usable_ahead; 0
+        // rate (the upper one) x time to its expiry - the usable quota deducted before it (usable_ahead; 0
         // when the exporter does not expose it). Absent for a package with no expiry sample.
         // Right after a bill this is the estimate; until the next bill it grows by the day's
         // usage that is not billed yet (Left stays flat while the time to expiry shrinks).
@@ -82,7 +111,7 @@ local lib = import 'lib.libsonnet';
               clamp_min(
                   clamp_min(max by (%(P)s) (tencent_live_package_expiry_timestamp_seconds{%(sel)s}) - time(), 0)
                 * on (%(A)s) group_left ()
-                  account_package_type:tencent_live_used_%(u)s:rate%(wd)dd
+                  account_package_type:tencent_live_used_%(u)s:rate%(wd)dd_upper
                 - on (%(P)s)
                   (
                       max by (%(P)s) (tencent_live_package_usable_ahead_%(u)s{%(sel)s})

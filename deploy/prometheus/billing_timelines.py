@@ -263,21 +263,26 @@ def deduction_order():
   # -----------------------------------------------------------------------------------------
   # Issue 18, row 7. Package a (5 TB left at 168h, expires at 408h) is deducted before b (5 TB,
   # expires at 456h: 12 days after 168h); 0.6 TB a day. a is used up in time; b receives
-  # 0.6 x 12 - 5 = 2.2 TB and loses 2.8 TB (2.75 TB and 290 h as of the last bill, 2 h
-  # before 168h): TencentLiveQuotaExpiringUnused for b in every
-  # hour, never for a; the runway is b's 12 days to expiry (pay-as-you-go starts then), no
-  # runway alert.
+  # 0.6 x 12 - 5 = 2.2 TB and loses 2.8 TB: TencentLiveQuotaExpiringUnused for b in every
+  # hour, never for a (not even in the first days, while Prometheus is young); the runway is
+  # b's 12 days to expiry (pay-as-you-go starts then), no runway alert. At 168h Prometheus has
+  # 7 days of history and the at-risk rate, which must not under-estimate, reads a bill more
+  # than the days it covers (0.63 TB a day at the 138h bill): 2.3 TB at risk (308 h of
+  # runway); with a full window, at 204h, 2.8 TB.
   # -----------------------------------------------------------------------------------------""")
     bills = bill_hours(10)
     g.add(simulate("order", [Pkg("a", 92 * TB // 10, expiry_h=408), Pkg("b", 5 * TB, expiry_h=456)],
                    [(h, 6 * TB // 10) for h in bills], 240))
     g.firing_every_hour_pkg("TencentLiveQuotaExpiringUnused", "order", "traffic", "b", "warning", 170, 240)
-    g.expr('count_over_time(ALERTS{alertname="TencentLiveQuotaExpiringUnused",alertstate="firing",package_id="a"}[70h:1h])', 240, [])
+    # From the start: a young Prometheus's rate must not make a look at risk (a is used up in time).
+    g.expr('count_over_time(ALERTS{alertname="TencentLiveQuotaExpiringUnused",alertstate="firing",package_id="a"}[240h:1h])', 240, [])
     g.silent("TencentLiveRunwayLow|TencentLiveRunwayCritical|TencentLivePayAsYouGo", "order", 0, 240)
     g.expr('round(package:tencent_live_quota_at_risk_bytes:rate7d / 1e10) / 100', 168,
-           [('{account="order",package_type="traffic",package_id="a"}', 0), ('{account="order",package_type="traffic",package_id="b"}', 2.75)])
+           [('{account="order",package_type="traffic",package_id="a"}', 0), ('{account="order",package_type="traffic",package_id="b"}', 2.3)])
     g.expr('round(account_package_type:tencent_live_runway_seconds:rate7d / 3600)', 168,
-           [('{account="order",package_type="traffic"}', 290)])
+           [('{account="order",package_type="traffic"}', 308)])
+    g.expr('round(package:tencent_live_quota_at_risk_bytes:rate7d / 1e10) / 100', 204,
+           [('{account="order",package_type="traffic",package_id="a"}', 0), ('{account="order",package_type="traffic",package_id="b"}', 2.8)])
     g.raw_alert("""      - eval_time: 168h
         alertname: TencentLiveQuotaExpiringUnused
         exp_alerts:
@@ -285,7 +290,7 @@ def deduction_order():
             exp_annotations:
               summary: Tencent Live traffic quota of order will expire unused.
               description: >-
-                2.75TB of traffic package b of account order will expire unused. It expires in
+                2.304TB of traffic package b of account order will expire unused. It expires in
                 12d 0h 0m 0s, and at the average rate of the last 7 days the packages Tencent
                 deducts first leave it too little time.
               runbook_url: https://github.com/tencent-live-exporter/tencent-live-exporter#runbook-tencentlivequotaexpiringunused""", 168)
@@ -335,9 +340,9 @@ def together():
   # -----------------------------------------------------------------------------------------
   # Issue 18, row 10. 8.64 GB a day; at 168h three packages of 40 GB left expire together
   # 118 h later. In deduction order the first is used up, the second receives 2.5 GB, the
-  # third nothing: 77.5 GB expire unused and the runway is 118 h (not 332 h). The rules read
-  # it as of the last bill, 2 h before 168h (as in row 7): 76.8 GB at risk and 120 h of runway,
-  # the figures asserted below.
+  # third nothing: 77.5 GB expire unused and the runway is 118 h (not 332 h). At 168h the rules
+  # read it with 7 days of history, with a rate that does not under-estimate (as in row 7):
+  # 73 GB at risk and 130 h of runway; at 204h, with a full window, the 77.5 GB.
   # TencentLiveRunwayLow and TencentLiveQuotaExpiringUnused for the second and third package
   # in every hour; not for the first.
   # -----------------------------------------------------------------------------------------""")
@@ -346,13 +351,16 @@ def together():
                                 Pkg("p3", 40 * GB, expiry_h=286)],
                    [(h, 864 * GB // 100) for h in bills], 240))
     g.expr('round(account_package_type:tencent_live_quota_at_risk_bytes:sum / 1e8) / 10', 168,
-           [('{account="together",package_type="traffic"}', 76.8)])
+           [('{account="together",package_type="traffic"}', 73)])
     g.expr('round(account_package_type:tencent_live_runway_seconds:rate7d / 3600)', 168,
-           [('{account="together",package_type="traffic"}', 120)])
+           [('{account="together",package_type="traffic"}', 130)])
+    g.expr('round(account_package_type:tencent_live_quota_at_risk_bytes:sum / 1e8) / 10', 204,
+           [('{account="together",package_type="traffic"}', 77.5)])
     g.firing_every_hour("TencentLiveRunwayLow", "together", "traffic", "warning", 170, 240)
     g.firing_every_hour_pkg("TencentLiveQuotaExpiringUnused", "together", "traffic", "p2", "warning", 170, 240)
     g.firing_every_hour_pkg("TencentLiveQuotaExpiringUnused", "together", "traffic", "p3", "warning", 170, 240)
-    g.expr('count_over_time(ALERTS{alertname="TencentLiveQuotaExpiringUnused",alertstate="firing",package_id="p1"}[70h:1h])', 240, [])
+    # From the start: p1 is used up in time, also while Prometheus is young.
+    g.expr('count_over_time(ALERTS{alertname="TencentLiveQuotaExpiringUnused",alertstate="firing",package_id="p1"}[240h:1h])', 240, [])
     return g
 
 def frozen():
