@@ -158,6 +158,23 @@ local lib = import 'lib.libsonnet';
       },
     ],
 
+    // The time of each pair's last bill: the latest evaluation (of the last 2 days: bills are
+    // about a day apart, a late one up to 1.7 days) at which a package's Used had grown over
+    // the step before.
+    local lastBill(u) = |||
+      max by (%(A)s) (
+        max_over_time(
+          (
+              timestamp(package:tencent_live_used_%(u)s:max)
+            and on (%(P)s)
+              (package:tencent_live_used_%(u)s:max > package:tencent_live_used_%(u)s:max offset %(hstep)s)
+          )[%(lb)s:%(hstep)s]
+        )
+      )
+    ||| % { A: A, P: P, u: u, hstep: hstep, lb: lib.duration(2 * day) },
+    local firstSeen(u) = 'min by (%(A)s) (min_over_time(timestamp(package:tencent_live_used_%(u)s:max)[%(w)s:%(hstep)s]))' % { A: A, u: u, w: window, hstep: hstep },
+    local lbs = lib.num(2 * day),
+
     local runwayOf(u) = |||
       (
         sum by (%(A)s) (
@@ -166,8 +183,24 @@ local lib = import 'lib.libsonnet';
           or package:tencent_live_usable_remaining_%(u)s:max
         ) > 0
       )
-      / (account_package_type:tencent_live_used_%(u)s:rate%(wd)dd > 0)
-    ||| % { A: A, P: P, u: u, wd: wd },
+      / on (%(A)s)
+      (
+          (account_package_type:tencent_live_used_%(u)s:rate%(wd)dd > 0)
+        * on (%(A)s)
+          (
+              clamp_max(time() + %(day)s - %(first)s, %(wsec)s)
+            / clamp_max(%(last)s + %(day)s - %(first)s, %(wsec)s)
+            or on (%(A)s)
+              0 * account_package_type:tencent_live_used_%(u)s:rate%(wd)dd + 1
+          )
+      )
+      - on (%(A)s)
+      (
+          clamp_max(time() - %(last)s, %(lbs)s)
+        or on (%(A)s)
+          0 * account_package_type:tencent_live_used_%(u)s:rate%(wd)dd
+      )
+    ||| % { A: A, P: P, u: u, wd: wd, day: lib.num(day), wsec: lib.num(wd * day), first: firstSeen(u), last: lastBill(u), lbs: lbs },
 
     groups+: [
       {
@@ -176,9 +209,13 @@ local lib = import 'lib.libsonnet';
           {
             // Seconds until the usable-in-time quota of the pool (of each usable package, left -
             // at risk; all of it with no expiry sample) is used up at the rate, i.e. until
-            // pay-as-you-go starts. Absent when nothing is used or the pool is empty.
+            // pay-as-you-go starts. Absent when nothing is used or the pool is empty. Counted
+            // from the pair's last bill (usage accrues since then; none seen in 2 days: from
+            // now), at the rate as of that bill (a young Prometheus's estimate, divided by its
+            // history + 1 day, does not decay until the next bill), so it shrinks between bills
+            // instead of growing (no "resolved" then "firing" again). At least 0.
             record: 'account_package_type:tencent_live_runway_seconds:rate%dd' % wd,
-            expr: '(\n%s)\nor\n(\n%s)\n' % [runwayOf('bytes'), runwayOf('seconds')],
+            expr: 'clamp_min(\n  (\n%s)\n  or\n  (\n%s),\n  0\n)\n' % [runwayOf('bytes'), runwayOf('seconds')],
           },
         ],
       },
