@@ -133,21 +133,24 @@ local lib = import 'lib.libsonnet';
             keep=true,
           ),
           // A usable package expiring within the horizon keeps quota that the pair's use, going
-          // to the packages in Tencent's deduction order, cannot reach before it expires.
+          // to the packages in Tencent's deduction order, cannot reach before it expires (more
+          // than the estimate's precision: a share of its left).
           alert(
             'TencentLiveQuotaExpiringUnused', 'warning',
             |||
               (
-                  package:tencent_live_quota_at_risk_bytes:rate7d > 0
+                  package:tencent_live_quota_at_risk_bytes:rate7d
+                    > %(f)s * package:tencent_live_usable_remaining_bytes:max
                 or
-                  package:tencent_live_quota_at_risk_seconds:rate7d > 0
+                  package:tencent_live_quota_at_risk_seconds:rate7d
+                    > %(f)s * package:tencent_live_usable_remaining_seconds:max
               )
               and on (%(P)s)
               (
                 max by (%(P)s) (tencent_live_package_expiry_timestamp_seconds{%(sel)s}) - time()
                   < %(h)s
               )
-            ||| % { P: P, sel: sel, h: days(c.expiringUnusedHorizonDays) },
+            ||| % { P: P, sel: sel, h: days(c.expiringUnusedHorizonDays), f: c.expiringUnusedMinFraction },
             scaled(c.expiringUnusedFor),
             'Tencent Live {{ $labels.package_type }} quota of {{ $labels.account }} will expire unused.',
             |||

@@ -21,6 +21,10 @@
     runwayWarningDays: 7,  // TencentLiveRunwayLow
     runwayCriticalDays: 2,  // TencentLiveRunwayCritical
     expiringUnusedHorizonDays: 14,  // TencentLiveQuotaExpiringUnused: packages expiring within
+    // ... and only when more than this share of the package's left is at risk: bill hours vary
+    // by hours, so a 7-day rate is not exact, and a package that is only just used up in time
+    // should not warn.
+    expiringUnusedMinFraction: 0.01,
 
     // Pool alerts' `for` and `keep_firing_for`, in seconds of a real day (scaled).
     runwayLowFor: 15 * 60,
@@ -37,6 +41,10 @@
     // The quota at risk is read as of the last bill: the least estimate over this window, in
     // seconds of a real day (scaled).
     atRiskSmoothing: 36 * 60 * 60,
+    // The quota at risk needs this much history (in seconds of a real day, scaled), unless
+    // the pair's use over at least a day is 0: with fewer bills the rate is too uncertain to
+    // say a package expires unused.
+    atRiskMinHistory: 3 * 86400,
 
     // The exporter's poll interval (--poll.interval) in seconds: a pair is stale after 3 polls.
     pollIntervalSeconds: 300,

@@ -68,9 +68,38 @@ local lib = import 'lib.libsonnet';
         ||| % { A: A, P: P, u: u, sel: sel, w: window, hstep: hstep, day: lib.num(day), wsec: lib.num(wd * day) },
       },
       {
+        // The rate for the quota at risk, which must not under-estimate (a package used up in
+        // time would read as at risk): the same increments divided by the history itself (at
+        // least 1 day, at most the window), and only where it is a measurement: at least
+        // atRiskMinHistory (with fewer bills the bill hours' jitter alone moves the estimate by
+        // a quarter), or 0 over at least a day (nobody uses the pair: all of it is at risk).
+        // Absent otherwise, so nothing is at risk in a young Prometheus.
+        record: 'account_package_type:tencent_live_used_%s:rate%dd_upper' % [u, wd],
+        expr: |||
+          (
+            sum by (%(A)s) (
+                max by (%(P)s) (max_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(w)s]))
+              - min by (%(P)s) (min_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(w)s]))
+            )
+          )
+          / on (%(A)s)
+          clamp(%(hist)s, %(day)s, %(wsec)s)
+          and on (%(A)s)
+          (
+              %(hist)s >= %(minh)s
+            or
+              (%(hist)s >= %(day)s and on (%(A)s) account_package_type:tencent_live_used_%(u)s:rate%(wd)dd == 0)
+          )
+        ||| % {
+          A: A, P: P, u: u, sel: sel, w: window, day: lib.num(day), wsec: lib.num(wd * day), wd: wd,
+          minh: lib.num(c.atRiskMinHistory * day / 86400),
+          hist: '(time() - min by (%(A)s) (min_over_time(timestamp(package:tencent_live_used_%(u)s:max)[%(w)s:%(hstep)s])))' % { A: A, u: u, w: window, hstep: hstep },
+        },
+      },
+      {
         // Of each usable package, what expires unused when the pair's use goes to the packages
         // in Tencent's deduction order (earliest expiry first): the package receives at most
-        // rate x time to its expiry - the usable quota deducted before it (usable_ahead; 0
+        // rate (the upper one) x time to its expiry - the usable quota deducted before it (usable_ahead; 0
         // when the exporter does not expose it). Absent for a package with no expiry sample.
         // Right after a bill this is the estimate; until the next bill it grows by the day's
         // usage that is not billed yet (Left stays flat while the time to expiry shrinks).
@@ -82,7 +111,7 @@ local lib = import 'lib.libsonnet';
               clamp_min(
                   clamp_min(max by (%(P)s) (tencent_live_package_expiry_timestamp_seconds{%(sel)s}) - time(), 0)
                 * on (%(A)s) group_left ()
-                  account_package_type:tencent_live_used_%(u)s:rate%(wd)dd
+                  account_package_type:tencent_live_used_%(u)s:rate%(wd)dd_upper
                 - on (%(P)s)
                   (
                       max by (%(P)s) (tencent_live_package_usable_ahead_%(u)s{%(sel)s})
@@ -129,6 +158,23 @@ local lib = import 'lib.libsonnet';
       },
     ],
 
+    // The time of each pair's last bill: the latest evaluation (of the last 2 days: bills are
+    // about a day apart, a late one up to 1.7 days) at which a package's Used had grown over
+    // the step before.
+    local lastBill(u) = |||
+      max by (%(A)s) (
+        max_over_time(
+          (
+              timestamp(package:tencent_live_used_%(u)s:max)
+            and on (%(P)s)
+              (package:tencent_live_used_%(u)s:max > package:tencent_live_used_%(u)s:max offset %(hstep)s)
+          )[%(lb)s:%(hstep)s]
+        )
+      )
+    ||| % { A: A, P: P, u: u, hstep: hstep, lb: lib.duration(2 * day) },
+    local firstSeen(u) = 'min by (%(A)s) (min_over_time(timestamp(package:tencent_live_used_%(u)s:max)[%(w)s:%(hstep)s]))' % { A: A, u: u, w: window, hstep: hstep },
+    local lbs = lib.num(2 * day),
+
     local runwayOf(u) = |||
       (
         sum by (%(A)s) (
@@ -137,8 +183,24 @@ local lib = import 'lib.libsonnet';
           or package:tencent_live_usable_remaining_%(u)s:max
         ) > 0
       )
-      / (account_package_type:tencent_live_used_%(u)s:rate%(wd)dd > 0)
-    ||| % { A: A, P: P, u: u, wd: wd },
+      / on (%(A)s)
+      (
+          (account_package_type:tencent_live_used_%(u)s:rate%(wd)dd > 0)
+        * on (%(A)s)
+          (
+              clamp_max(time() + %(day)s - %(first)s, %(wsec)s)
+            / clamp_max(%(last)s + %(day)s - %(first)s, %(wsec)s)
+            or on (%(A)s)
+              0 * account_package_type:tencent_live_used_%(u)s:rate%(wd)dd + 1
+          )
+      )
+      - on (%(A)s)
+      (
+          clamp_max(time() - %(last)s, %(lbs)s)
+        or on (%(A)s)
+          0 * account_package_type:tencent_live_used_%(u)s:rate%(wd)dd
+      )
+    ||| % { A: A, P: P, u: u, wd: wd, day: lib.num(day), wsec: lib.num(wd * day), first: firstSeen(u), last: lastBill(u), lbs: lbs },
 
     groups+: [
       {
@@ -147,9 +209,13 @@ local lib = import 'lib.libsonnet';
           {
             // Seconds until the usable-in-time quota of the pool (of each usable package, left -
             // at risk; all of it with no expiry sample) is used up at the rate, i.e. until
-            // pay-as-you-go starts. Absent when nothing is used or the pool is empty.
+            // pay-as-you-go starts. Absent when nothing is used or the pool is empty. Counted
+            // from the pair's last bill (usage accrues since then; none seen in 2 days: from
+            // now), at the rate as of that bill (a young Prometheus's estimate, divided by its
+            // history + 1 day, does not decay until the next bill), so it shrinks between bills
+            // instead of growing (no "resolved" then "firing" again). At least 0.
             record: 'account_package_type:tencent_live_runway_seconds:rate%dd' % wd,
-            expr: '(\n%s)\nor\n(\n%s)\n' % [runwayOf('bytes'), runwayOf('seconds')],
+            expr: 'clamp_min(\n  (\n%s)\n  or\n  (\n%s),\n  0\n)\n' % [runwayOf('bytes'), runwayOf('seconds')],
           },
         ],
       },

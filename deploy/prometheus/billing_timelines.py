@@ -263,21 +263,26 @@ def deduction_order():
   # -----------------------------------------------------------------------------------------
   # Issue 18, row 7. Package a (5 TB left at 168h, expires at 408h) is deducted before b (5 TB,
   # expires at 456h: 12 days after 168h); 0.6 TB a day. a is used up in time; b receives
-  # 0.6 x 12 - 5 = 2.2 TB and loses 2.8 TB (2.75 TB and 290 h as of the last bill, 2 h
-  # before 168h): TencentLiveQuotaExpiringUnused for b in every
-  # hour, never for a; the runway is b's 12 days to expiry (pay-as-you-go starts then), no
-  # runway alert.
+  # 0.6 x 12 - 5 = 2.2 TB and loses 2.8 TB: TencentLiveQuotaExpiringUnused for b in every
+  # hour, never for a (not even in the first days, while Prometheus is young); the runway is
+  # b's 12 days to expiry (pay-as-you-go starts then), no runway alert. At 168h Prometheus has
+  # 7 days of history and the at-risk rate, which must not under-estimate, reads a bill more
+  # than the days it covers (0.63 TB a day at the 138h bill): 2.3 TB at risk (306 h of
+  # runway, from the last bill); with a full window, at 204h, 2.8 TB.
   # -----------------------------------------------------------------------------------------""")
     bills = bill_hours(10)
     g.add(simulate("order", [Pkg("a", 92 * TB // 10, expiry_h=408), Pkg("b", 5 * TB, expiry_h=456)],
                    [(h, 6 * TB // 10) for h in bills], 240))
     g.firing_every_hour_pkg("TencentLiveQuotaExpiringUnused", "order", "traffic", "b", "warning", 170, 240)
-    g.expr('count_over_time(ALERTS{alertname="TencentLiveQuotaExpiringUnused",alertstate="firing",package_id="a"}[70h:1h])', 240, [])
+    # From the start: a young Prometheus's rate must not make a look at risk (a is used up in time).
+    g.expr('count_over_time(ALERTS{alertname="TencentLiveQuotaExpiringUnused",alertstate="firing",package_id="a"}[240h:1h])', 240, [])
     g.silent("TencentLiveRunwayLow|TencentLiveRunwayCritical|TencentLivePayAsYouGo", "order", 0, 240)
     g.expr('round(package:tencent_live_quota_at_risk_bytes:rate7d / 1e10) / 100', 168,
-           [('{account="order",package_type="traffic",package_id="a"}', 0), ('{account="order",package_type="traffic",package_id="b"}', 2.75)])
+           [('{account="order",package_type="traffic",package_id="a"}', 0), ('{account="order",package_type="traffic",package_id="b"}', 2.3)])
     g.expr('round(account_package_type:tencent_live_runway_seconds:rate7d / 3600)', 168,
-           [('{account="order",package_type="traffic"}', 290)])
+           [('{account="order",package_type="traffic"}', 306)])
+    g.expr('round(package:tencent_live_quota_at_risk_bytes:rate7d / 1e10) / 100', 204,
+           [('{account="order",package_type="traffic",package_id="a"}', 0), ('{account="order",package_type="traffic",package_id="b"}', 2.8)])
     g.raw_alert("""      - eval_time: 168h
         alertname: TencentLiveQuotaExpiringUnused
         exp_alerts:
@@ -285,7 +290,7 @@ def deduction_order():
             exp_annotations:
               summary: Tencent Live traffic quota of order will expire unused.
               description: >-
-                2.75TB of traffic package b of account order will expire unused. It expires in
+                2.304TB of traffic package b of account order will expire unused. It expires in
                 12d 0h 0m 0s, and at the average rate of the last 7 days the packages Tencent
                 deducts first leave it too little time.
               runbook_url: https://github.com/tencent-live-exporter/tencent-live-exporter#runbook-tencentlivequotaexpiringunused""", 168)
@@ -314,20 +319,45 @@ def fresh():
   # history. "fresh": 10.5 TB left, 1 TB a day: nothing fires in three days (the rate is
   # divided by history + 1 day, so it never over-estimates). "restart": 4 TB left, 1 TB a
   # day, the second bill late (20:30 Beijing time, 6.5 h before the third): the warning
-  # fires after the first bill (3 TB left, 5.5 days at the young estimate; it lapses as the
-  # estimate decays with history until the next bill), no page until the third bill leaves
-  # 1 TB, then the warning and the page in every hour.
+  # fires after the first bill (3 TB left, 5.5 days at the young estimate) and holds in every
+  # hour (the runway counts down from the last bill, read at the highest rate of the last day,
+  # so it does not lapse as the young estimate decays with history), no page until the third
+  # bill leaves 1 TB, then the warning and the page in every hour.
   # -----------------------------------------------------------------------------------------""")
     bills = bill_hours(4, late={1: 36.5})
     b = [int(-(-x // 1)) for x in bills]
     g.add(simulate("fresh", [Pkg("f1", 20 * TB, used=95 * TB // 10, expiry_h=7200)], [(h, TB) for h in bills], 90))
     g.silent(POOL, "fresh", 0, 90)
     g.add(simulate("restart", [Pkg("r1", 10 * TB, used=6 * TB, expiry_h=7200)], [(h, TB) for h in bills[:3]], 90))
-    g.expr('ALERTS{account="restart",alertstate="firing"}', b[0] + 1,
-           [('ALERTS{alertname="TencentLiveRunwayLow",alertstate="firing",account="restart",package_type="traffic",severity="warning"}', 1)])
+    # The warning holds in every hour from the first bill on: no "resolved" and "firing" again.
+    g.firing_every_hour("TencentLiveRunwayLow", "restart", "traffic", "warning", b[0] + 1, 90)
     g.silent("TencentLiveRunwayCritical", "restart", 0, b[2] - 1)
     g.firing_every_hour("TencentLiveRunwayLow", "restart", "traffic", "warning", b[2] + 1, 90)
     g.firing_every_hour("TencentLiveRunwayCritical", "restart", "traffic", "critical", b[2] + 1, 90)
+    return g
+
+def flapping():
+    g = Group("staircase: the runway warning holds while a bill leaves the window or is skipped", """
+  # -----------------------------------------------------------------------------------------
+  # The runway between bills. "six": Prometheus starts at 0 with 9 TB left, 1 TB a day; after
+  # the fourth bill (5 TB left, 6 days of history) TencentLiveRunwayLow fires in every hour
+  # until the pool is nearly empty. "skip": steady 1 TB a day with 14 TB left; one day has no
+  # bill, the next day two; from the bill that leaves 6 TB the warning holds in every hour
+  # (the skipped bill and bills leaving the 7-day window do not lengthen the runway: it counts
+  # down from the last bill and reads the highest rate of the last day). No page in either
+  # while more than 3 days are left.
+  # -----------------------------------------------------------------------------------------""")
+    bills = bill_hours(9)
+    b = [int(-(-x // 1)) for x in bills]
+    g.add(simulate("six", [Pkg("x", 40 * TB, used=31 * TB, expiry_h=7200)], [(h, TB) for h in bills], b[7] + 1))
+    g.firing_every_hour("TencentLiveRunwayLow", "six", "traffic", "warning", b[3] + 1, b[7] + 1)
+    g.silent("TencentLiveRunwayCritical|TencentLivePayAsYouGo", "six", 0, b[5])
+    bills = bill_hours(12)
+    b = [int(-(-x // 1)) for x in bills]
+    bills = [h for k, h in enumerate(bills) if k != 8] + [9 * 24 + 21.5]
+    g.add(simulate("skip", [Pkg("s", 40 * TB, used=26 * TB, expiry_h=7200)], [(h, TB) for h in bills], b[11]))
+    g.firing_every_hour("TencentLiveRunwayLow", "skip", "traffic", "warning", b[7] + 1, b[11])
+    g.silent("TencentLiveRunwayCritical|TencentLivePayAsYouGo", "skip", 0, b[9])
     return g
 
 def together():
@@ -335,9 +365,9 @@ def together():
   # -----------------------------------------------------------------------------------------
   # Issue 18, row 10. 8.64 GB a day; at 168h three packages of 40 GB left expire together
   # 118 h later. In deduction order the first is used up, the second receives 2.5 GB, the
-  # third nothing: 77.5 GB expire unused and the runway is 118 h (not 332 h). The rules read
-  # it as of the last bill, 2 h before 168h (as in row 7): 76.8 GB at risk and 120 h of runway,
-  # the figures asserted below.
+  # third nothing: 77.5 GB expire unused and the runway is 118 h (not 332 h). At 168h the rules
+  # read it with 7 days of history, with a rate that does not under-estimate (as in row 7):
+  # 73 GB at risk and 128 h of runway (from the last bill); at 204h, with a full window, the 77.5 GB.
   # TencentLiveRunwayLow and TencentLiveQuotaExpiringUnused for the second and third package
   # in every hour; not for the first.
   # -----------------------------------------------------------------------------------------""")
@@ -346,13 +376,16 @@ def together():
                                 Pkg("p3", 40 * GB, expiry_h=286)],
                    [(h, 864 * GB // 100) for h in bills], 240))
     g.expr('round(account_package_type:tencent_live_quota_at_risk_bytes:sum / 1e8) / 10', 168,
-           [('{account="together",package_type="traffic"}', 76.8)])
+           [('{account="together",package_type="traffic"}', 73)])
     g.expr('round(account_package_type:tencent_live_runway_seconds:rate7d / 3600)', 168,
-           [('{account="together",package_type="traffic"}', 120)])
+           [('{account="together",package_type="traffic"}', 128)])
+    g.expr('round(account_package_type:tencent_live_quota_at_risk_bytes:sum / 1e8) / 10', 204,
+           [('{account="together",package_type="traffic"}', 77.5)])
     g.firing_every_hour("TencentLiveRunwayLow", "together", "traffic", "warning", 170, 240)
     g.firing_every_hour_pkg("TencentLiveQuotaExpiringUnused", "together", "traffic", "p2", "warning", 170, 240)
     g.firing_every_hour_pkg("TencentLiveQuotaExpiringUnused", "together", "traffic", "p3", "warning", 170, 240)
-    g.expr('count_over_time(ALERTS{alertname="TencentLiveQuotaExpiringUnused",alertstate="firing",package_id="p1"}[70h:1h])', 240, [])
+    # From the start: p1 is used up in time, also while Prometheus is young.
+    g.expr('count_over_time(ALERTS{alertname="TencentLiveQuotaExpiringUnused",alertstate="firing",package_id="p1"}[240h:1h])', 240, [])
     return g
 
 def frozen():
@@ -391,7 +424,7 @@ def frozen():
               runbook_url: https://github.com/tencent-live-exporter/tencent-live-exporter#runbook-tencentlivequotafrozen""", 2)
     return g
 
-groups += [steady(), weekly(), running_out(), surge(), deduction_order(), leaving(), fresh(), together(), frozen()]
+groups += [steady(), weekly(), running_out(), surge(), deduction_order(), leaving(), fresh(), flapping(), together(), frozen()]
 HEADER = """# GENERATED by deploy/prometheus/billing_timelines.py (run deploy/mixin/generate.sh): edit the
 # script, not this file.
 #
