@@ -282,9 +282,12 @@ pub(crate) struct Rules {
 /// `jsonnet` as JSON. Debian's C++ `jsonnet` takes under a second for them but about 15 s more
 /// for the mixin's YAML emitter, which this test does not need: `deploy/check.sh` holds the
 /// emitter's output to the mixin (`generate.sh --check`) and to `promtool check rules`.
+/// `atRiskMinHistory` is one (demo) day here instead of three, so that the quota-at-risk records
+/// have data within the test's short run; the three-day gate itself is held by the promtool
+/// timelines of `deploy/prometheus/alerts.test.yml`.
 pub(crate) fn generated_rules() -> Rules {
     let program = format!(
-        "local mixin = (import 'mixin.libsonnet') + {{ _config+:: {{ daySeconds: {DEMO_DAY_SECONDS} }} }};\n\
+        "local mixin = (import 'mixin.libsonnet') + {{ _config+:: {{ daySeconds: {DEMO_DAY_SECONDS}, atRiskMinHistory: 86400 }} }};\n\
          {{ groups: [{{ name: 'tencent-live-exporter', rules: std.flattenArrays(\
          [g.rules for g in mixin.prometheusRules.groups + mixin.prometheusAlerts.groups]) }}] }}"
     );
