@@ -77,7 +77,7 @@ demo_scrape "$scratch/$top/$name"
 step "the .deb: dpkg -i"
 deb=$(cd "$dist" && ls "${name}_$version"-*.deb)
 dpkg-deb --info "$dist/$deb" | sed -n '/Package:/,$p'
-dpkg-deb --contents "$dist/$deb" | awk '{print $1, $2, $6}' | grep -v '/$' | head -n 12
+dpkg-deb --contents "$dist/$deb" | awk '{print $1, $2, $6}' | grep -v '/$' | sed -n 1,12p  # sed reads to the end: head would close the pipe early and SIGPIPE would fail pipefail
 if dpkg-query -W "$name" >/dev/null 2>&1; then dpkg --purge "$name" >/dev/null; fi
 dpkg -i "$dist/$deb"
 [[ -x /usr/bin/$name ]] || fail "no /usr/bin/$name"
