@@ -45,27 +45,56 @@ local lib = import 'lib.libsonnet';
         expr: 'max by (%(P)s) (tencent_live_package_used_%(u)s{%(sel)s})' % { P: P, u: u, sel: sel },
       },
       {
-        // Rate of consumption per second. Used never decreases, so a package's increments over
-        // the window are max - min; summed per pair they survive a package leaving the list (its
-        // past samples stay in the window) and do not care when in the day the bills land.
-        // Divided by min(history + 1 day, window): with little history the window holds at most
-        // history/1d + 1 bills, so a young Prometheus never over-estimates, yet has a rate after
-        // its first bill.
-        record: 'account_package_type:tencent_live_used_%s:rate%dd' % [u, wd],
+        // When the pair's history in the window starts (a Unix time, to the hour): the earliest
+        // evaluation of the window at which any of its packages had a Used sample. Recorded once
+        // so that the rate, its upper bound and the runway read it instead of each running the
+        // window's subquery again.
+        record: 'account_package_type:tencent_live_used_%s:history_start_timestamp%dd' % [u, wd],
+        expr: 'min by (%(A)s) (min_over_time(timestamp(package:tencent_live_used_%(u)s:max)[%(w)s:%(hstep)s]))' % { A: A, u: u, w: window, hstep: hstep },
+      },
+      {
+        // The time of the pair's last bill (a Unix time): the latest evaluation of the last 2
+        // days (bills are about a day apart, a late one up to 1.7 days) at which a package's Used
+        // had grown over the step before. Absent when no bill was seen in 2 days.
+        record: 'account_package_type:tencent_live_used_%s:last_bill_timestamp2d' % u,
         expr: |||
-          (
-            sum by (%(A)s) (
-                max by (%(P)s) (max_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(w)s]))
-              - min by (%(P)s) (min_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(w)s]))
+          max by (%(A)s) (
+            max_over_time(
+              (
+                  timestamp(package:tencent_live_used_%(u)s:max)
+                and on (%(P)s)
+                  (package:tencent_live_used_%(u)s:max > package:tencent_live_used_%(u)s:max offset %(hstep)s)
+              )[%(lb)s:%(hstep)s]
             )
           )
+        ||| % { A: A, P: P, u: u, hstep: hstep, lb: lib.duration(2 * day) },
+      },
+      {
+        // What the bills took in the window. Used never decreases, so a package's increments over
+        // the window are max - min; summed per pair they survive a package leaving the list (its
+        // past samples stay in the window) and do not care when in the day the bills land.
+        record: 'account_package_type:tencent_live_used_%s:increase%dd' % [u, wd],
+        expr: |||
+          sum by (%(A)s) (
+              max by (%(P)s) (max_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(w)s]))
+            - min by (%(P)s) (min_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(w)s]))
+          )
+        ||| % { A: A, P: P, u: u, sel: sel, w: window },
+      },
+      {
+        // Rate of consumption per second: the window's increments divided by min(history + 1
+        // day, window). With little history the window holds at most history/1d + 1 bills, so a
+        // young Prometheus never over-estimates, yet has a rate after its first bill.
+        record: 'account_package_type:tencent_live_used_%s:rate%dd' % [u, wd],
+        expr: |||
+          account_package_type:tencent_live_used_%(u)s:increase%(wd)dd
           / on (%(A)s)
           clamp_max(
               time() + %(day)s
-            - min by (%(A)s) (min_over_time(timestamp(package:tencent_live_used_%(u)s:max)[%(w)s:%(hstep)s])),
+            - account_package_type:tencent_live_used_%(u)s:history_start_timestamp%(wd)dd,
             %(wsec)s
           )
-        ||| % { A: A, P: P, u: u, sel: sel, w: window, hstep: hstep, day: lib.num(day), wsec: lib.num(wd * day) },
+        ||| % { A: A, P: P, u: u, sel: sel, w: window, wd: wd, day: lib.num(day), wsec: lib.num(wd * day) },
       },
       {
         // The rate for the quota at risk, which must not under-estimate (a package used up in
@@ -76,12 +105,7 @@ local lib = import 'lib.libsonnet';
         // Absent otherwise, so nothing is at risk in a young Prometheus.
         record: 'account_package_type:tencent_live_used_%s:rate%dd_upper' % [u, wd],
         expr: |||
-          (
-            sum by (%(A)s) (
-                max by (%(P)s) (max_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(w)s]))
-              - min by (%(P)s) (min_over_time(tencent_live_package_used_%(u)s{%(sel)s}[%(w)s]))
-            )
-          )
+          account_package_type:tencent_live_used_%(u)s:increase%(wd)dd
           / on (%(A)s)
           clamp(%(hist)s, %(day)s, %(wsec)s)
           and on (%(A)s)
@@ -93,7 +117,7 @@ local lib = import 'lib.libsonnet';
         ||| % {
           A: A, P: P, u: u, sel: sel, w: window, day: lib.num(day), wsec: lib.num(wd * day), wd: wd,
           minh: lib.num(c.atRiskMinHistory * day / 86400),
-          hist: '(time() - min by (%(A)s) (min_over_time(timestamp(package:tencent_live_used_%(u)s:max)[%(w)s:%(hstep)s])))' % { A: A, u: u, w: window, hstep: hstep },
+          hist: '(time() - account_package_type:tencent_live_used_%s:history_start_timestamp%dd)' % [u, wd],
         },
       },
       {
@@ -158,21 +182,8 @@ local lib = import 'lib.libsonnet';
       },
     ],
 
-    // The time of each pair's last bill: the latest evaluation (of the last 2 days: bills are
-    // about a day apart, a late one up to 1.7 days) at which a package's Used had grown over
-    // the step before.
-    local lastBill(u) = |||
-      max by (%(A)s) (
-        max_over_time(
-          (
-              timestamp(package:tencent_live_used_%(u)s:max)
-            and on (%(P)s)
-              (package:tencent_live_used_%(u)s:max > package:tencent_live_used_%(u)s:max offset %(hstep)s)
-          )[%(lb)s:%(hstep)s]
-        )
-      )
-    ||| % { A: A, P: P, u: u, hstep: hstep, lb: lib.duration(2 * day) },
-    local firstSeen(u) = 'min by (%(A)s) (min_over_time(timestamp(package:tencent_live_used_%(u)s:max)[%(w)s:%(hstep)s]))' % { A: A, u: u, w: window, hstep: hstep },
+    local lastBill(u) = 'account_package_type:tencent_live_used_%s:last_bill_timestamp2d' % u,
+    local firstSeen(u) = 'account_package_type:tencent_live_used_%s:history_start_timestamp%dd' % [u, wd],
     local lbs = lib.num(2 * day),
 
     local runwayOf(u) = |||

@@ -458,3 +458,43 @@ fn the_docker_build_context_holds_every_path_the_dockerfile_copies_and_every_cra
     assert!(!sent_in_build_context(&ignore, "README.md"));
     assert!(sent_in_build_context(&ignore, "src/main.rs"));
 }
+
+/// The README's recording-rule table names exactly the records of the shipped rule file (a row
+/// `…_{bytes,seconds}:…` names both), so a record added to, renamed in or dropped from the
+/// mixin cannot leave the table behind.
+#[test]
+fn the_readme_lists_exactly_the_recording_rules_of_alerts_yml() {
+    let rules = std::fs::read_to_string(repo_path("deploy/prometheus/alerts.yml")).unwrap();
+    let shipped: std::collections::BTreeSet<String> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- record: "))
+        .map(|name| name.trim().to_owned())
+        .collect();
+    assert!(shipped.len() >= 20, "records found: {shipped:?}");
+
+    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+    let table = readme
+        .split("### Recording rules (the pool view)")
+        .nth(1)
+        .and_then(|rest| rest.split("\n### ").next())
+        .expect("README section ### Recording rules (the pool view)");
+    let mut listed = std::collections::BTreeSet::new();
+    for row in table.lines().filter(|l| l.starts_with("| `")) {
+        let name = row[3..].split('`').next().unwrap();
+        match name.split_once("{bytes,seconds}") {
+            Some((head, tail)) => {
+                listed.insert(format!("{head}bytes{tail}"));
+                listed.insert(format!("{head}seconds{tail}"));
+            }
+            None => {
+                listed.insert(name.to_owned());
+            }
+        }
+    }
+    let unlisted: Vec<_> = shipped.difference(&listed).collect();
+    let stale: Vec<_> = listed.difference(&shipped).collect();
+    assert!(
+        unlisted.is_empty() && stale.is_empty(),
+        "README's recording-rule table: records it lacks {unlisted:?}; rows naming no record {stale:?}"
+    );
+}
