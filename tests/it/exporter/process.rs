@@ -165,14 +165,24 @@ fn sighup_reloads_the_file_and_a_bad_file_keeps_the_running_configuration() {
 
 #[test]
 fn once_stops_at_sigterm_without_waiting_for_its_poll() {
-    // An API endpoint that accepts connections and never answers: the poll would wait out its
-    // 10-minute timeout.
+    // Each signal against a process of its own, side by side: each spends its first second in
+    // the start hold before its poll goes out.
+    std::thread::scope(|scope| {
+        for signal in ["-TERM", "-INT"] {
+            scope.spawn(move || once_stops_at(signal));
+        }
+    });
+}
+
+/// `--once` against an API endpoint that accepts connections and never answers (the poll would
+/// wait out its 10-minute timeout), sent `signal` once its poll is in flight.
+fn once_stops_at(signal: &str) {
     let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = hang.local_addr().unwrap();
     hang.set_nonblocking(true).unwrap();
     let dir = std::env::temp_dir().join(format!("tle-once-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("config.toml");
+    let file = dir.join(format!("config{signal}.toml"));
     std::fs::write(
         &file,
         format!(
@@ -181,44 +191,42 @@ fn once_stops_at_sigterm_without_waiting_for_its_poll() {
         ),
     )
     .unwrap();
-    for signal in ["-TERM", "-INT"] {
-        let mut child = Command::new(BIN)
-            .args(["--once", "--log.level", "error", "--config.file"])
-            .arg(&file)
-            .env("NO_PROXY", "*")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Waits (bounded) until the poll is in flight.
-        let started = std::time::Instant::now();
-        let held = loop {
-            match hang.accept() {
-                Ok((conn, _)) => break conn,
-                Err(_) => {
-                    assert!(started.elapsed() < PATIENCE, "the poll never connected");
-                    assert!(child.try_wait().unwrap().is_none(), "exited early");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+    let mut child = Command::new(BIN)
+        .args(["--once", "--log.level", "error", "--config.file"])
+        .arg(&file)
+        .env("NO_PROXY", "*")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Waits (bounded) until the poll is in flight.
+    let started = std::time::Instant::now();
+    let held = loop {
+        match hang.accept() {
+            Ok((conn, _)) => break conn,
+            Err(_) => {
+                assert!(started.elapsed() < PATIENCE, "the poll never connected");
+                assert!(child.try_wait().unwrap().is_none(), "exited early");
+                std::thread::sleep(Duration::from_millis(10));
             }
-        };
-        assert!(run(Command::new("kill").args([signal, &child.id().to_string()])).0);
-        let stopping = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                stopping.elapsed() < Duration::from_secs(5),
-                "--once did not stop within 5 s of {signal}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        drop(held);
-        // Not every poll succeeded: exit 1, and the exposition so far (with up 0) is printed.
-        assert_eq!(status.code(), Some(1), "{signal}");
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-        assert!(out.contains("tencent_live_exporter_build_info"), "{out}");
-    }
+        }
+    };
+    assert!(run(Command::new("kill").args([signal, &child.id().to_string()])).0);
+    let stopping = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(5),
+            "--once did not stop within 5 s of {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(held);
+    // Not every poll succeeded: exit 1, and the exposition so far (with up 0) is printed.
+    assert_eq!(status.code(), Some(1), "{signal}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(out.contains("tencent_live_exporter_build_info"), "{out}");
 }
