@@ -71,9 +71,20 @@ fn the_status_page_renders_the_demo_packages_in_chromium() {
     let dir = std::env::temp_dir().join(format!("tle-chromium-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("http://127.0.0.1:{port}/");
-    let (ok, dom) = run(chromium(&browser, &dir.join("profile-dom"))
-        .arg("--dump-dom")
-        .arg(&url));
+    // The DOM and the screenshot come from two browsers (profiles of their own) at once.
+    let shot = dir.join("status-page.png");
+    let ((ok, dom), (shot_ok, shot_out)) = std::thread::scope(|scope| {
+        let dom = scope.spawn(|| {
+            run(chromium(&browser, &dir.join("profile-dom"))
+                .arg("--dump-dom")
+                .arg(&url))
+        });
+        let screenshot = run(chromium(&browser, &dir.join("profile-shot"))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg("--window-size=1280,1500")
+            .arg(&url));
+        (dom.join().unwrap(), screenshot)
+    });
     assert!(ok, "chromium --dump-dom failed:\n{dom}");
     for expected in [
         "<h1>Tencent Live Exporter</h1>",
@@ -97,12 +108,7 @@ fn the_status_page_renders_the_demo_packages_in_chromium() {
     let main = dom.find("<td>demo-flux-main</td>").unwrap();
     assert!(low < main, "deduction order");
 
-    let shot = dir.join("status-page.png");
-    let (ok, out) = run(chromium(&browser, &dir.join("profile-shot"))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=1280,1500")
-        .arg(&url));
-    assert!(ok, "chromium --screenshot failed:\n{out}");
+    assert!(shot_ok, "chromium --screenshot failed:\n{shot_out}");
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 20_000,
