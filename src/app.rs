@@ -381,6 +381,23 @@ impl Exporter {
         }
     }
 
+    /// Waits until every configured pair has recorded at least `n` polls, published or not.
+    async fn wait_for_recorded(&self, n: u64) {
+        let mut recorded = self.store.subscribe_recorded();
+        loop {
+            let counts = self.store.recorded_polls();
+            let all = self
+                .pairs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .all(|k| counts.get(k).is_some_and(|&c| c >= n));
+            if all || recorded.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Makes every pair poll now and waits until each has finished one more poll.
     pub async fn poll_now(&self) {
         let before = self.poll_counts();
@@ -653,7 +670,9 @@ async fn reload_on_request(
     }
 }
 
-/// `--once`: poll every pair once, return the exposition and whether every poll succeeded.
+/// `--once`: poll every pair once, return the exposition and whether every poll succeeded. The
+/// exposition is published once every pair has recorded its poll, without waiting for the
+/// publisher's period.
 /// `interrupt` (SIGTERM, SIGINT) ends the wait at once: the exposition so far, and `false`.
 /// With `handover` (as [`Daemon::handover`]) the first call waits one [`WINDOW`].
 pub async fn once(
@@ -665,12 +684,18 @@ pub async fn once(
     let hold = if handover { WINDOW } else { Duration::ZERO };
     let exporter = Exporter::start_held(config, interrupt.child_token(), transport, None, hold);
     let interrupted = tokio::select! {
-        () = exporter.wait_for_polls(1) => false,
+        () = exporter.wait_for_recorded(1) => false,
         () = interrupt.cancelled() => true,
     };
     if interrupted {
         tracing::warn!("interrupted before every poll finished; printing what there is");
     }
+    // One publish of everything recorded, now: the publisher would wait out its period
+    // (PUBLISH_PERIOD) after its last publish, up to a second for nothing.
+    let store = exporter.store().clone();
+    tokio::task::spawn_blocking(move || store.publish_now(tokio::time::Instant::now()))
+        .await
+        .context("publishing the exposition")?;
     let ok = !interrupted && exporter.all_up();
     let text = bytes::Bytes::from(exporter.store().exposition().text.to_vec());
     exporter.stop().await;

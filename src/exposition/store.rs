@@ -181,6 +181,8 @@ pub struct Store {
     wake: Notify,
     /// Counts published polls, so callers can wait for the next one.
     polls_done: watch::Sender<u64>,
+    /// Counts recorded polls (published or not), so `--once` can wait for its last one.
+    recorded: watch::Sender<u64>,
     /// Counts publishes, so the staleness sweeper re-plans after any change.
     publishes: watch::Sender<u64>,
     /// The latest request ([`Live::requested`]) the published exposition includes.
@@ -226,6 +228,7 @@ impl Store {
             metrics,
             wake: Notify::new(),
             polls_done: watch::Sender::new(0),
+            recorded: watch::Sender::new(0),
             publishes: watch::Sender::new(0),
             published_request: watch::Sender::new(0),
             #[cfg(test)]
@@ -251,8 +254,25 @@ impl Store {
             live.polls_pending += 1;
             out
         };
+        self.recorded.send_modify(|n| *n += 1);
         self.wake.notify_one();
         out
+    }
+
+    /// Polls recorded so far per pair, published or not.
+    // Proven: lock acquisition: a lock is poisoned only by a panic while held, and no critical section in this crate can panic (these lints).
+    #[allow(clippy::expect_used)]
+    pub fn recorded_polls(&self) -> BTreeMap<PairKey, u64> {
+        let live = self.live.lock().expect("store lock");
+        live.pairs
+            .iter()
+            .map(|(k, p)| (k.clone(), p.polls))
+            .collect()
+    }
+
+    /// Recorded polls so far (published or not); `changed()` wakes after the next one.
+    pub fn subscribe_recorded(&self) -> watch::Receiver<u64> {
+        self.recorded.subscribe()
     }
 
     /// Records a complete poll: the pair's list is replaced whole.
