@@ -360,61 +360,53 @@ impl Exporter {
         &self.budgets
     }
 
-    /// Polls counted so far per configured pair.
-    fn poll_counts(&self) -> BTreeMap<PairKey, u64> {
-        let pairs = self.store.pairs();
+    /// Polls recorded so far (published or not) per configured pair.
+    fn recorded_counts(&self) -> BTreeMap<PairKey, u64> {
+        let recorded = self.store.recorded_polls();
         self.pairs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .map(|k| (k.clone(), pairs.get(k).map_or(0, |p| p.polls)))
+            .map(|k| (k.clone(), recorded.get(k).copied().unwrap_or(0)))
             .collect()
-    }
-
-    /// Waits until every configured pair has finished at least `n` polls.
-    pub async fn wait_for_polls(&self, n: u64) {
-        let mut done = self.store.subscribe_polls();
-        while self.poll_counts().values().any(|&c| c < n) {
-            if done.changed().await.is_err() {
-                return;
-            }
-        }
     }
 
     /// Waits until every configured pair has recorded at least `n` polls, published or not.
     async fn wait_for_recorded(&self, n: u64) {
         let mut recorded = self.store.subscribe_recorded();
-        loop {
-            let counts = self.store.recorded_polls();
-            let all = self
-                .pairs
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .all(|k| counts.get(k).is_some_and(|&c| c >= n));
-            if all || recorded.changed().await.is_err() {
+        while self.recorded_counts().values().any(|&c| c < n) {
+            if recorded.changed().await.is_err() {
                 return;
             }
         }
     }
 
-    /// Makes every pair poll now and waits until each has finished one more poll.
+    /// Waits until every configured pair has finished at least `n` polls, and publishes them:
+    /// the caller sees them at once, not after the publisher's period.
+    pub async fn wait_for_polls(&self, n: u64) {
+        self.wait_for_recorded(n).await;
+        self.store.publish_and_wait().await;
+    }
+
+    /// Makes every pair poll now, waits until each has finished one more poll, and publishes
+    /// them (as [`Exporter::wait_for_polls`]).
     pub async fn poll_now(&self) {
-        let before = self.poll_counts();
-        let mut done = self.store.subscribe_polls();
+        let before = self.recorded_counts();
+        let mut recorded = self.store.subscribe_recorded();
         self.trigger.send_modify(|n| *n += 1);
         loop {
-            let now = self.poll_counts();
+            let now = self.recorded_counts();
             if before
                 .iter()
                 .all(|(k, b)| now.get(k).is_some_and(|n| n > b))
             {
-                return;
+                break;
             }
-            if done.changed().await.is_err() {
-                return;
+            if recorded.changed().await.is_err() {
+                break;
             }
         }
+        self.store.publish_and_wait().await;
     }
 
     /// Whether the latest poll of every configured pair succeeded.
@@ -690,12 +682,9 @@ pub async fn once(
     if interrupted {
         tracing::warn!("interrupted before every poll finished; printing what there is");
     }
-    // One publish of everything recorded, now: the publisher would wait out its period
-    // (PUBLISH_PERIOD) after its last publish, up to a second for nothing.
-    let store = exporter.store().clone();
-    tokio::task::spawn_blocking(move || store.publish_now(tokio::time::Instant::now()))
-        .await
-        .context("publishing the exposition")?;
+    // Everything recorded, published now: the publisher would wait out its period after its
+    // last publish, up to a second for nothing.
+    exporter.store().publish_and_wait().await;
     let ok = !interrupted && exporter.all_up();
     let text = bytes::Bytes::from(exporter.store().exposition().text.to_vec());
     exporter.stop().await;
