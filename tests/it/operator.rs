@@ -140,9 +140,8 @@ fn boolean_environment_variables_parse_like_go_exporters() {
 fn check_config_reports_each_accounts_credential_source_and_exits_2_without_one() {
     let dir = scratch();
     // A closed port stands for a metadata service that is not there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let metadata = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let (_closed, closed) = crate::support::refused_address();
+    let metadata = format!("http://{closed}");
     let file = dir.join("config.toml");
     std::fs::write(
         &file,

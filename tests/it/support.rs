@@ -657,3 +657,24 @@ fn a_process_that_exits_before_serving_fails_with_its_stderr() {
         "{message}"
     );
 }
+
+/// A loopback address that refuses connections, for "a service that is down": a socket bound to
+/// it and never listening (connections get a reset). Keep the socket for as long as the address
+/// is in use: while it is held no other process can bind the port, which a listener dropped to
+/// free its port would allow.
+pub fn refused_address() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind((std::net::Ipv4Addr::LOCALHOST, 0).into())
+        .expect("bind a loopback port");
+    let addr = socket.local_addr().expect("its address");
+    (socket, addr)
+}
+
+#[test]
+fn a_refused_address_refuses_and_cannot_be_taken() {
+    let (_held, addr) = refused_address();
+    let refused = std::net::TcpStream::connect(addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(std::net::TcpListener::bind(addr).is_err());
+}
