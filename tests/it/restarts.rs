@@ -468,24 +468,28 @@ fn a_sighup_at_any_moment_of_start_is_a_reload_not_a_death() {
     // The moments run side by side: each is a process of its own.
     std::thread::scope(|scope| {
         for ms in [0, 1, 2, 3, 5, 8, 13, 21] {
-            scope.spawn(move || {
-                let mut daemon = start_and_signal(Duration::from_millis(ms), libc::SIGHUP);
-                // A daemon that dies instead fails here, with its exit status and stderr.
-                let addr = daemon.addr();
-                assert!(
-                    std::net::TcpStream::connect(addr).is_ok(),
-                    "SIGHUP at {ms} ms: not serving:\n{}",
-                    daemon.log()
-                );
-                send(daemon.id(), libc::SIGTERM);
-                let status = daemon.wait_exit(Duration::from_secs(5));
-                assert_eq!(
-                    status.code(),
-                    Some(0),
-                    "SIGHUP at {ms} ms:\n{}",
-                    daemon.log()
-                );
-            });
+            // Named, so that a failure inside the helper (a daemon that died) says which moment.
+            let moment = std::thread::Builder::new().name(format!("SIGHUP at {ms} ms into main"));
+            moment
+                .spawn_scoped(scope, move || {
+                    let mut daemon = start_and_signal(Duration::from_millis(ms), libc::SIGHUP);
+                    // A daemon that dies instead fails here, with its exit status and stderr.
+                    let addr = daemon.addr();
+                    assert!(
+                        std::net::TcpStream::connect(addr).is_ok(),
+                        "SIGHUP at {ms} ms: not serving:\n{}",
+                        daemon.log()
+                    );
+                    send(daemon.id(), libc::SIGTERM);
+                    let status = daemon.wait_exit(Duration::from_secs(5));
+                    assert_eq!(
+                        status.code(),
+                        Some(0),
+                        "SIGHUP at {ms} ms:\n{}",
+                        daemon.log()
+                    );
+                })
+                .unwrap();
         }
     });
 }
