@@ -360,44 +360,53 @@ impl Exporter {
         &self.budgets
     }
 
-    /// Polls counted so far per configured pair.
-    fn poll_counts(&self) -> BTreeMap<PairKey, u64> {
-        let pairs = self.store.pairs();
+    /// Polls recorded so far (published or not) per configured pair.
+    fn recorded_counts(&self) -> BTreeMap<PairKey, u64> {
+        let recorded = self.store.recorded_polls();
         self.pairs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .map(|k| (k.clone(), pairs.get(k).map_or(0, |p| p.polls)))
+            .map(|k| (k.clone(), recorded.get(k).copied().unwrap_or(0)))
             .collect()
     }
 
-    /// Waits until every configured pair has finished at least `n` polls.
-    pub async fn wait_for_polls(&self, n: u64) {
-        let mut done = self.store.subscribe_polls();
-        while self.poll_counts().values().any(|&c| c < n) {
-            if done.changed().await.is_err() {
+    /// Waits until every configured pair has recorded at least `n` polls, published or not.
+    async fn wait_for_recorded(&self, n: u64) {
+        let mut recorded = self.store.subscribe_recorded();
+        while self.recorded_counts().values().any(|&c| c < n) {
+            if recorded.changed().await.is_err() {
                 return;
             }
         }
     }
 
-    /// Makes every pair poll now and waits until each has finished one more poll.
+    /// Waits until every configured pair has finished at least `n` polls, and publishes them:
+    /// the caller sees them at once, not after the publisher's period.
+    pub async fn wait_for_polls(&self, n: u64) {
+        self.wait_for_recorded(n).await;
+        self.store.publish_and_wait().await;
+    }
+
+    /// Makes every pair poll now, waits until each has finished one more poll, and publishes
+    /// them (as [`Exporter::wait_for_polls`]).
     pub async fn poll_now(&self) {
-        let before = self.poll_counts();
-        let mut done = self.store.subscribe_polls();
+        let before = self.recorded_counts();
+        let mut recorded = self.store.subscribe_recorded();
         self.trigger.send_modify(|n| *n += 1);
         loop {
-            let now = self.poll_counts();
+            let now = self.recorded_counts();
             if before
                 .iter()
                 .all(|(k, b)| now.get(k).is_some_and(|n| n > b))
             {
-                return;
+                break;
             }
-            if done.changed().await.is_err() {
-                return;
+            if recorded.changed().await.is_err() {
+                break;
             }
         }
+        self.store.publish_and_wait().await;
     }
 
     /// Whether the latest poll of every configured pair succeeded.
@@ -653,7 +662,9 @@ async fn reload_on_request(
     }
 }
 
-/// `--once`: poll every pair once, return the exposition and whether every poll succeeded.
+/// `--once`: poll every pair once, return the exposition and whether every poll succeeded. The
+/// exposition is published once every pair has recorded its poll, without waiting for the
+/// publisher's period.
 /// `interrupt` (SIGTERM, SIGINT) ends the wait at once: the exposition so far, and `false`.
 /// With `handover` (as [`Daemon::handover`]) the first call waits one [`WINDOW`].
 pub async fn once(
@@ -665,12 +676,15 @@ pub async fn once(
     let hold = if handover { WINDOW } else { Duration::ZERO };
     let exporter = Exporter::start_held(config, interrupt.child_token(), transport, None, hold);
     let interrupted = tokio::select! {
-        () = exporter.wait_for_polls(1) => false,
+        () = exporter.wait_for_recorded(1) => false,
         () = interrupt.cancelled() => true,
     };
     if interrupted {
         tracing::warn!("interrupted before every poll finished; printing what there is");
     }
+    // Everything recorded, published now: the publisher would wait out its period after its
+    // last publish, up to a second for nothing.
+    exporter.store().publish_and_wait().await;
     let ok = !interrupted && exporter.all_up();
     let text = bytes::Bytes::from(exporter.store().exposition().text.to_vec());
     exporter.stop().await;

@@ -6,7 +6,9 @@
 //! blocking thread) re-encodes only the pairs that changed, each into its own [`PairPiece`],
 //! assembles the exposition from the pieces, gzips it, and swaps it in whole with the pair
 //! states it was made from. Publishes coalesce: however many polls end in a burst, at most one
-//! per [`PUBLISH_PERIOD`], and always one after the last change.
+//! per [`PUBLISH_PERIOD`], and always one after the last change. A caller that waits for a
+//! publish ([`Store::publish_and_wait`]: a reload, `--once`, a test's wait for polls) publishes
+//! at once.
 //!
 //! `/metrics` and the status page only read the published snapshot ([`Store::exposition`],
 //! [`Store::pairs`]): a lock-free load of an `Arc`, so they never wait on an encoding, never see
@@ -156,8 +158,6 @@ struct Live {
     changed: bool,
     /// Polls recorded since the last publish.
     polls_pending: u64,
-    /// Counts requests for a publish ([`Store::publish`]), so a caller can wait for one.
-    requested: u64,
     /// Package series of a pair with no success for this long are dropped (a reload may change it).
     max_staleness: Duration,
 }
@@ -181,10 +181,10 @@ pub struct Store {
     wake: Notify,
     /// Counts published polls, so callers can wait for the next one.
     polls_done: watch::Sender<u64>,
+    /// Counts recorded polls (published or not), so `--once` can wait for its last one.
+    recorded: watch::Sender<u64>,
     /// Counts publishes, so the staleness sweeper re-plans after any change.
     publishes: watch::Sender<u64>,
-    /// The latest request ([`Live::requested`]) the published exposition includes.
-    published_request: watch::Sender<u64>,
     /// Tests: a publish waits here after its snapshot, to be caught in progress.
     #[cfg(test)]
     hold: Mutex<Option<Hold>>,
@@ -218,7 +218,6 @@ impl Store {
                 dirty: HashSet::new(),
                 changed: true,
                 polls_pending: 0,
-                requested: 0,
                 max_staleness,
             }),
             pieces: Mutex::new(Pieces::default()),
@@ -226,8 +225,8 @@ impl Store {
             metrics,
             wake: Notify::new(),
             polls_done: watch::Sender::new(0),
+            recorded: watch::Sender::new(0),
             publishes: watch::Sender::new(0),
-            published_request: watch::Sender::new(0),
             #[cfg(test)]
             hold: Mutex::new(None),
         };
@@ -251,8 +250,25 @@ impl Store {
             live.polls_pending += 1;
             out
         };
+        self.recorded.send_modify(|n| *n += 1);
         self.wake.notify_one();
         out
+    }
+
+    /// Polls recorded so far per pair, published or not.
+    // Proven: lock acquisition: a lock is poisoned only by a panic while held, and no critical section in this crate can panic (these lints).
+    #[allow(clippy::expect_used)]
+    pub fn recorded_polls(&self) -> BTreeMap<PairKey, u64> {
+        let live = self.live.lock().expect("store lock");
+        live.pairs
+            .iter()
+            .map(|(k, p)| (k.clone(), p.polls))
+            .collect()
+    }
+
+    /// Recorded polls so far (published or not); `changed()` wakes after the next one.
+    pub fn subscribe_recorded(&self) -> watch::Receiver<u64> {
+        self.recorded.subscribe()
     }
 
     /// Records a complete poll: the pair's list is replaced whole.
@@ -357,21 +373,11 @@ impl Store {
 
     /// Asks for a publish (something outside the pairs changed, or time made a pair stale);
     /// the publisher runs it within [`PUBLISH_PERIOD`].
-    pub fn publish(&self) {
-        self.request_publish();
-    }
-
     // Proven: lock acquisition: a lock is poisoned only by a panic while held, and no critical section in this crate can panic (these lints).
     #[allow(clippy::expect_used)]
-    fn request_publish(&self) -> u64 {
-        let request = {
-            let mut live = self.live.lock().expect("store lock");
-            live.changed = true;
-            live.requested += 1;
-            live.requested
-        };
+    pub fn publish(&self) {
+        self.live.lock().expect("store lock").changed = true;
         self.wake.notify_one();
-        request
     }
 
     /// Marks the exposition as changed without waking the publisher: its next publish gathers
@@ -382,17 +388,17 @@ impl Store {
         self.live.lock().expect("store lock").changed = true;
     }
 
-    /// [`Store::publish`], and waits until the published exposition includes everything
-    /// recorded before the call (e.g. the reload result, before `POST /-/reload` answers). Gives
-    /// up after a few publish periods, should the publisher have stopped.
-    pub async fn publish_and_wait(&self) {
-        let request = self.request_publish();
-        let mut published = self.published_request.subscribe();
-        let _ = tokio::time::timeout(
-            PUBLISH_PERIOD * 5,
-            published.wait_for(|&done| done >= request),
-        )
-        .await;
+    /// Publishes everything recorded before the call, now, on a blocking thread: for a caller
+    /// that waits for it (a reload before `POST /-/reload` answers, `--once`), which is no burst
+    /// of poll ends for [`PUBLISH_PERIOD`] to coalesce.
+    // Proven: lock acquisition: a lock is poisoned only by a panic while held, and no critical section in this crate can panic (these lints).
+    #[allow(clippy::expect_used)]
+    pub async fn publish_and_wait(self: &Arc<Self>) {
+        // Something outside the pairs may have changed (a reload's result): gather it again.
+        self.live.lock().expect("store lock").changed = true;
+        let store = self.clone();
+        // An error is a runtime shutting down: there is no one left to read the exposition.
+        let _ = tokio::task::spawn_blocking(move || store.publish_now(Instant::now())).await;
     }
 
     /// Publishes now, on the calling thread: drops the package series of pairs that turned
@@ -424,9 +430,8 @@ impl Store {
             live.changed = false;
             let dirty = std::mem::take(&mut live.dirty);
             let polls = std::mem::take(&mut live.polls_pending);
-            (live.pairs.clone(), dirty, (polls, live.requested))
+            (live.pairs.clone(), dirty, polls)
         };
-        let (polls, request) = polls;
         self.held_here();
 
         pieces.by_pair.retain(|k, _| snapshot.contains_key(k));
@@ -450,7 +455,6 @@ impl Store {
         if polls > 0 {
             self.polls_done.send_modify(|n| *n += polls);
         }
-        self.published_request.send_replace(request);
         true
     }
 

@@ -77,9 +77,12 @@ fn pair(metric: &str, account: &str, query: &str) -> String {
     format!(r#"{metric}{{account="{account}",package_type="{query}"}}"#)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// In process under paused time: the values, paging and call counts are the point, not the
+// sockets (`health_landing_and_content_type_over_http` serves over HTTP; the client over HTTP is
+// in `faults` and `credentials::failures`), and the one-second publish period passes at once.
+#[tokio::test(start_paused = true)]
 async fn two_accounts_every_type_exact_values_then_changes_on_the_next_poll() {
-    let h = Harness::start(simulator(), &[ALPHA, BETA], "page_size = 10").await;
+    let h = Harness::in_process(simulator(), &[ALPHA, BETA], "page_size = 10");
     h.first_polls().await;
     let m = h.scrape().await;
 

@@ -2,14 +2,11 @@
 //! environment variables, `--check-config`'s credential report, plain logs off a terminal, and
 //! several `--web.listen-address` flags.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::support::PATIENCE;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tencent-live-exporter");
+use crate::support::{BIN, PATIENCE, Process};
 
 /// The binary with an empty environment (no keys, no profile, no TKE variables), a HOME of its
 /// own, and `dir` for files.
@@ -143,9 +140,8 @@ fn boolean_environment_variables_parse_like_go_exporters() {
 fn check_config_reports_each_accounts_credential_source_and_exits_2_without_one() {
     let dir = scratch();
     // A closed port stands for a metadata service that is not there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let metadata = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let (_closed, closed) = crate::support::refused_address();
+    let metadata = format!("http://{closed}");
     let file = dir.join("config.toml");
     std::fs::write(
         &file,
@@ -221,43 +217,14 @@ fn logs_off_a_terminal_carry_no_colour_codes() {
 
 #[test]
 fn every_repeated_listen_address_serves() {
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (a, b) = (free(), free());
     let dir = scratch();
-    let mut child = bare(&dir)
-        .args(["--demo", "--log.level", "info", "--log.format", "json"])
-        .arg(format!("--web.listen-address=:{a}"))
-        .arg(format!("--web.listen-address=localhost:{b}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    // Both listeners are bound before the "serving" lines.
-    let mut serving = Vec::new();
-    while serving.len() < 2 {
-        let line = rx.recv_timeout(PATIENCE).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("not serving on both addresses; got {serving:?}")
-        });
-        if line.contains("\"serving\"") {
-            serving.push(line);
-        }
-    }
+    // Port 0 in both forms: each listener's port is read from its own serving line.
+    let mut daemon = Process::spawn_on(
+        bare(&dir).args(["--demo", "--log.level", "info", "--log.format", "json"]),
+        &[":0", "localhost:0"],
+    );
+    // Both listeners are bound before the "serving" lines, one line each.
+    let serving = daemon.addrs().to_vec();
     let get = |port: u16| {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -271,20 +238,21 @@ fn every_repeated_listen_address_serves() {
         s.read_to_string(&mut out).unwrap();
         out
     };
-    let (ra, rb) = (get(a), get(b));
-    let _ = child.kill();
-    let _ = child.wait();
+    // `:port` is every interface; `localhost` resolves to the loopback address.
+    let [every, localhost] = serving[..] else {
+        panic!("{serving:?}")
+    };
+    assert!(every.ip().is_unspecified(), "{serving:?}");
+    assert_eq!(localhost.ip().to_string(), "127.0.0.1", "{serving:?}");
+    assert_ne!(every.port(), localhost.port());
+    let (ra, rb) = (get(every.port()), get(localhost.port()));
     assert!(ra.starts_with("HTTP/1.1 200"), "{ra}");
     assert!(rb.starts_with("HTTP/1.1 200"), "{rb}");
+    let log = daemon.log();
     assert!(
-        serving.iter().any(|l| l.contains(&format!(":{a}"))),
-        "{serving:?}"
-    );
-    assert!(
-        serving
-            .iter()
-            .any(|l| l.contains(&format!("127.0.0.1:{b}"))),
-        "{serving:?}"
+        log.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{log}"
     );
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -18,7 +18,7 @@ use tencent_live_exporter::tencent::transport::Transport;
 use tencent_live_simulator::Simulator;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{IN_PROCESS_ENDPOINT, PATIENCE};
+use crate::support::{BIN, IN_PROCESS_ENDPOINT, PATIENCE, Process};
 
 const ID: &str = "AKIDrestartOne000000000000000000000";
 const KEY: &str = "key-restart-one";
@@ -425,8 +425,6 @@ async fn a_group_joining_many_accounts_serves_its_queue_in_linear_work() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_tencent-live-exporter");
-
 /// Whether `pid` has reached `main` (its signal mask blocks or catches SIGHUP).
 fn in_main(pid: u32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
@@ -447,41 +445,20 @@ fn send(pid: u32, signal: i32) {
     assert_eq!(sent, 0, "kill({pid}, {signal})");
 }
 
-/// A daemon started with `--demo`, its port, and the signal sent `delay` after it reached
-/// `main`.
-fn start_and_signal(delay: Duration, signal: i32) -> (std::process::Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .args(["--demo", "--log.level", "warn", "--web.listen-address"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// A daemon started with `--demo`, and the signal sent `delay` after it reached `main`.
+fn start_and_signal(delay: Duration, signal: i32) -> Process {
+    let mut daemon = Process::spawn(Command::new(BIN).arg("--demo"));
     let started = std::time::Instant::now();
-    while !in_main(child.id()) {
+    while !in_main(daemon.id()) {
         assert!(started.elapsed() < PATIENCE, "never reached main");
-        assert!(child.try_wait().unwrap().is_none(), "exited before main");
+        if let Some(status) = daemon.try_wait() {
+            panic!("exited before main ({status}):\n{}", daemon.log());
+        }
         std::thread::yield_now();
     }
     std::thread::sleep(delay);
-    send(child.id(), signal);
-    (child, port)
-}
-
-fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(started.elapsed() < within, "did not exit within {within:?}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    send(daemon.id(), signal);
+    daemon
 }
 
 /// Row 4: `systemctl reload` right after `systemctl restart`: a SIGHUP at any moment of the start
@@ -491,23 +468,28 @@ fn a_sighup_at_any_moment_of_start_is_a_reload_not_a_death() {
     // The moments run side by side: each is a process of its own.
     std::thread::scope(|scope| {
         for ms in [0, 1, 2, 3, 5, 8, 13, 21] {
-            scope.spawn(move || {
-                let (mut child, port) = start_and_signal(Duration::from_millis(ms), libc::SIGHUP);
-                let started = std::time::Instant::now();
-                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            // Named, so that a failure inside the helper (a daemon that died) says which moment.
+            let moment = std::thread::Builder::new().name(format!("SIGHUP at {ms} ms into main"));
+            moment
+                .spawn_scoped(scope, move || {
+                    let mut daemon = start_and_signal(Duration::from_millis(ms), libc::SIGHUP);
+                    // A daemon that dies instead fails here, with its exit status and stderr.
+                    let addr = daemon.addr();
                     assert!(
-                        started.elapsed() < PATIENCE,
-                        "SIGHUP at {ms} ms: never served"
+                        std::net::TcpStream::connect(addr).is_ok(),
+                        "SIGHUP at {ms} ms: not serving:\n{}",
+                        daemon.log()
                     );
-                    if let Some(status) = child.try_wait().unwrap() {
-                        panic!("SIGHUP at {ms} ms into main killed the daemon: {status}");
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                send(child.id(), libc::SIGTERM);
-                let status = wait_exit(&mut child, Duration::from_secs(5));
-                assert_eq!(status.code(), Some(0), "SIGHUP at {ms} ms");
-            });
+                    send(daemon.id(), libc::SIGTERM);
+                    let status = daemon.wait_exit(Duration::from_secs(5));
+                    assert_eq!(
+                        status.code(),
+                        Some(0),
+                        "SIGHUP at {ms} ms:\n{}",
+                        daemon.log()
+                    );
+                })
+                .unwrap();
         }
     });
 }
@@ -518,12 +500,49 @@ fn a_sigterm_during_start_exits_cleanly() {
     std::thread::scope(|scope| {
         for ms in [0, 2, 8] {
             scope.spawn(move || {
-                let (mut child, _) = start_and_signal(Duration::from_millis(ms), libc::SIGTERM);
-                let status = wait_exit(&mut child, Duration::from_secs(5));
-                assert_eq!(status.code(), Some(0), "SIGTERM at {ms} ms: {status}");
+                let mut daemon = start_and_signal(Duration::from_millis(ms), libc::SIGTERM);
+                let status = daemon.wait_exit(Duration::from_secs(5));
+                assert_eq!(
+                    status.code(),
+                    Some(0),
+                    "SIGTERM at {ms} ms: {status}\n{}",
+                    daemon.log()
+                );
             });
         }
     });
+}
+
+/// The TCP ports `pid` listens on now: its socket descriptors matched against the kernel's
+/// table of listening sockets (state `0A`).
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let inodes: std::collections::HashSet<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for row in text.lines().skip(1) {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            if cols.len() > 9 && cols[3] == "0A" && inodes.contains(cols[9]) {
+                let port = cols[1].rsplit_once(':').map(|(_, p)| p);
+                ports.extend(port.and_then(|p| u16::from_str_radix(p, 16).ok()));
+            }
+        }
+    }
+    ports
 }
 
 /// Row 4 under systemd: `systemctl reload` right after `systemctl restart`. A SIGHUP between
@@ -537,26 +556,21 @@ fn under_systemd_ready_is_notified_once_signals_are_handled_and_it_serves() {
     let socket_path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(PATIENCE)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .args(["--demo", "--log.level", "warn", "--web.listen-address"])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = Process::spawn(
+        Command::new(BIN)
+            .arg("--demo")
+            .env("NOTIFY_SOCKET", &socket_path),
+    );
     let mut buf = [0u8; 256];
     let got = socket.recv(&mut buf);
-    // What systemd would see at that moment: the signals are caught, the port answers.
-    let caught = in_main(child.id());
-    let serving = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-    send(child.id(), libc::SIGTERM);
-    let status = wait_exit(&mut child, Duration::from_secs(5));
+    // What systemd would see at that moment: the signals are caught, and the process listens on
+    // the port it then names in its serving line (where connections queue until accepted).
+    let caught = in_main(daemon.id());
+    let listening = listening_ports(daemon.id());
+    let port = daemon.port();
+    let serving = listening.contains(&port) && std::net::TcpStream::connect(daemon.addr()).is_ok();
+    send(daemon.id(), libc::SIGTERM);
+    let status = daemon.wait_exit(Duration::from_secs(5));
     let _ = std::fs::remove_dir_all(&dir);
     let n = got.expect("no sd_notify message within PATIENCE");
     let message = String::from_utf8_lossy(&buf[..n]);
@@ -566,7 +580,8 @@ fn under_systemd_ready_is_notified_once_signals_are_handled_and_it_serves() {
     );
     assert!(
         caught && serving,
-        "READY=1 before the signals were handled ({caught}) or before serving ({serving})"
+        "READY=1 before the signals were handled ({caught}) or before serving ({serving}: \
+         port {port}, listening then on {listening:?})"
     );
     assert_eq!(status.code(), Some(0));
 }

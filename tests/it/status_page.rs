@@ -2,21 +2,10 @@
 //! pools in deduction order, and a screenshot is taken (set `TLE_STATUS_SCREENSHOT` to keep it; the
 //! README's `docs/status-page.png` is the same shot of `--demo` after two bills, at 1280x2200).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{PATIENCE, run, tool};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tencent-live-exporter");
-
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{BIN, PATIENCE, Process, run, tool};
 
 /// Chromium as the environment's notes say it runs here: headless, no sandbox (root), and no
 /// background networking (this machine has no network).
@@ -56,27 +45,9 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 #[cfg_attr(missing_chromium, ignore = "needs chromium: apt-get install chromium")]
 fn the_status_page_renders_the_demo_packages_in_chromium() {
     let browser = tool("chromium");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let daemon = Kill(
-        Command::new(BIN)
-            // A real-length demo day: no bill (which would exhaust demo-flux-low) during the test.
-            .args([
-                "--demo",
-                "--demo.day=1d",
-                "--log.level",
-                "error",
-                "--web.listen-address",
-            ])
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    // A real-length demo day: no bill (which would exhaust demo-flux-low) during the test.
+    let mut daemon = Process::spawn(Command::new(BIN).args(["--demo", "--demo.day=1d"]));
+    let port = daemon.port();
     // Wait (bounded) until the first poll of every demo pair is on the page: the pairs' first
     // polls are spread, so one pair on the page says nothing of the others.
     let started = std::time::Instant::now();
@@ -91,7 +62,8 @@ fn the_status_page_renders_the_demo_packages_in_chromium() {
         }
         assert!(
             started.elapsed() < PATIENCE,
-            "the demo never showed its packages"
+            "the demo never showed its packages; the exporter's stderr:\n{}",
+            daemon.log()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -99,9 +71,20 @@ fn the_status_page_renders_the_demo_packages_in_chromium() {
     let dir = std::env::temp_dir().join(format!("tle-chromium-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("http://127.0.0.1:{port}/");
-    let (ok, dom) = run(chromium(&browser, &dir.join("profile-dom"))
-        .arg("--dump-dom")
-        .arg(&url));
+    // The DOM and the screenshot come from two browsers (profiles of their own) at once.
+    let shot = dir.join("status-page.png");
+    let ((ok, dom), (shot_ok, shot_out)) = std::thread::scope(|scope| {
+        let dom = scope.spawn(|| {
+            run(chromium(&browser, &dir.join("profile-dom"))
+                .arg("--dump-dom")
+                .arg(&url))
+        });
+        let screenshot = run(chromium(&browser, &dir.join("profile-shot"))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg("--window-size=1280,1500")
+            .arg(&url));
+        (dom.join().unwrap(), screenshot)
+    });
     assert!(ok, "chromium --dump-dom failed:\n{dom}");
     for expected in [
         "<h1>Tencent Live Exporter</h1>",
@@ -125,12 +108,7 @@ fn the_status_page_renders_the_demo_packages_in_chromium() {
     let main = dom.find("<td>demo-flux-main</td>").unwrap();
     assert!(low < main, "deduction order");
 
-    let shot = dir.join("status-page.png");
-    let (ok, out) = run(chromium(&browser, &dir.join("profile-shot"))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=1280,1500")
-        .arg(&url));
-    assert!(ok, "chromium --screenshot failed:\n{out}");
+    assert!(shot_ok, "chromium --screenshot failed:\n{shot_out}");
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 20_000,

@@ -446,3 +446,235 @@ fn each_thread_captures_its_own_events_at_its_level() {
         assert!(!text.contains("after the capture"), "{text}");
     }
 }
+
+/// The exporter binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_tencent-live-exporter");
+
+/// The exporter run as a process, serving on ports it chose itself: each listen address is
+/// given with port 0 and read back from its `serving address=…` log line (info, in every
+/// `--log.format`), so no port is picked by the test and handed over, which another process
+/// could take in between. Its stderr is drained by a thread (a full pipe never blocks it) and
+/// kept for failure messages. Killed (and reaped) on drop.
+pub struct Process {
+    child: std::process::Child,
+    log: Arc<Mutex<String>>,
+    lines: std::sync::mpsc::Receiver<String>,
+    listening: usize,
+    serving: Vec<std::net::SocketAddr>,
+}
+
+impl Process {
+    /// Spawns `cmd` serving on `127.0.0.1:0`; see [`Process::spawn_on`].
+    pub fn spawn(cmd: &mut Command) -> Process {
+        Self::spawn_on(cmd, &["127.0.0.1:0"])
+    }
+
+    /// Spawns `cmd` with a `--web.listen-address` per address (each with port 0), stdout to
+    /// null, stderr kept. The serving lines are info: `RUST_LOG` and `TLE_LOG_LEVEL` are
+    /// removed, and `cmd` must not lower `--log.level` below info. Does not wait: see
+    /// [`Process::addrs`].
+    pub fn spawn_on(cmd: &mut Command, addresses: &[&str]) -> Process {
+        for address in addresses {
+            cmd.arg(format!("--web.listen-address={address}"));
+        }
+        let mut child = cmd
+            .env_remove("RUST_LOG")
+            .env_remove("TLE_LOG_LEVEL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the exporter binary starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, lines) = std::sync::mpsc::channel();
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut log = kept.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+                drop(log);
+                // The receiver may be gone (the test no longer waits): keep draining.
+                let _ = tx.send(line);
+            }
+        });
+        Process {
+            child,
+            log,
+            lines,
+            listening: addresses.len(),
+            serving: Vec::new(),
+        }
+    }
+
+    /// The process id, for signals.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The addresses it serves on, in its serving lines' order; waits (bounded) until every
+    /// listener serves. A process that exits first, or never serves, fails the test with its
+    /// exit status and stderr.
+    pub fn addrs(&mut self) -> &[std::net::SocketAddr] {
+        let started = std::time::Instant::now();
+        while self.serving.len() < self.listening {
+            let left = PATIENCE.saturating_sub(started.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.serving.extend(serving_address(&line)),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "the exporter did not serve within {PATIENCE:?}; its stderr:\n{}",
+                        self.log()
+                    );
+                }
+                // Stderr closed: the process is gone (or going).
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().expect("reap the exporter");
+                    panic!(
+                        "the exporter exited before serving ({status}); its stderr:\n{}",
+                        self.log()
+                    );
+                }
+            }
+        }
+        &self.serving
+    }
+
+    /// The first address it serves on, with the host as 127.0.0.1 (for a listener on every
+    /// interface); waits as [`Process::addrs`].
+    pub fn addr(&mut self) -> std::net::SocketAddr {
+        let mut addr = self.addrs()[0];
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        addr
+    }
+
+    /// The port of [`Process::addr`].
+    pub fn port(&mut self) -> u16 {
+        self.addr().port()
+    }
+
+    /// Whether it has exited (`Some(status)`), without waiting.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("poll the exporter")
+    }
+
+    /// Waits (bounded by `within`) for it to exit; a process still running then fails the
+    /// test with its stderr.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "the exporter did not exit within {within:?}; its stderr:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address of a `serving` log line in the text, logfmt or json format, else `None`.
+fn serving_address(line: &str) -> Option<std::net::SocketAddr> {
+    let serving = line.contains(" serving address=")
+        || line.contains(" msg=serving ")
+        || line.contains(r#""message":"serving""#);
+    if !serving {
+        return None;
+    }
+    let (_, rest) = line
+        .split_once(" address=")
+        .or_else(|| line.split_once(r#""address":""#))?;
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+#[test]
+fn serving_lines_of_every_log_format_give_their_address() {
+    for (line, address) in [
+        (
+            "2026-12-05T02:06:27.520457Z  INFO tencent_live_exporter::app: serving address=127.0.0.1:35757 path=/metrics accounts=2 interval=5s",
+            Some("127.0.0.1:35757"),
+        ),
+        (
+            "time=2026-12-05T02:06:29.528Z level=INFO source=src/app.rs:602 msg=serving address=[::]:37075 path=/metrics",
+            Some("[::]:37075"),
+        ),
+        (
+            r#"{"timestamp":"2026-12-05T02:06:31.533616Z","level":"INFO","fields":{"message":"serving","address":"127.0.0.1:36049","path":"/metrics"},"target":"tencent_live_exporter::app"}"#,
+            Some("127.0.0.1:36049"),
+        ),
+        (
+            "2026-12-05T02:06:27.000000Z  INFO tencent_live_exporter::demo: demo: Live API simulator started addr=127.0.0.1:32905 day=2m",
+            None,
+        ),
+    ] {
+        assert_eq!(
+            serving_address(line),
+            address.map(|a| a.parse().unwrap()),
+            "{line}"
+        );
+    }
+}
+
+/// A child that cannot start fails the test with why: its exit status and its own words, not a
+/// bare "exit status: 2" (here an address another socket holds).
+#[test]
+fn a_process_that_exits_before_serving_fails_with_its_stderr() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = held.local_addr().unwrap().to_string();
+    let failed = std::panic::catch_unwind(|| {
+        Process::spawn_on(Command::new(BIN).arg("--demo"), &[&address]).addrs();
+    })
+    .expect_err("an address in use cannot serve");
+    let message = failed.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains("exited before serving (exit status: 2)")
+            && message.contains(&format!("listening on {address}")),
+        "{message}"
+    );
+}
+
+/// A loopback address that refuses connections, for "a service that is down": a socket bound to
+/// it and never listening (connections get a reset). Keep the socket for as long as the address
+/// is in use: while it is held no other process can bind the port, which a listener dropped to
+/// free its port would allow.
+pub fn refused_address() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind((std::net::Ipv4Addr::LOCALHOST, 0).into())
+        .expect("bind a loopback port");
+    let addr = socket.local_addr().expect("its address");
+    (socket, addr)
+}
+
+#[test]
+fn a_refused_address_refuses_and_cannot_be_taken() {
+    let (_held, addr) = refused_address();
+    let refused = std::net::TcpStream::connect(addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(std::net::TcpListener::bind(addr).is_err());
+}

@@ -490,3 +490,31 @@ async fn bills_are_rises_of_used_between_successes_and_survive_failures_and_stal
     let bills = s.pairs()[&key].bills.bills(PackageKind::Traffic);
     assert_eq!(bills.iter().map(|b| b.amount).collect::<Vec<_>>(), [40]);
 }
+
+/// `--once` waits for recorded polls, then publishes them itself: they count before any publish.
+#[tokio::test(start_paused = true)]
+async fn polls_count_as_recorded_before_they_are_published() {
+    let s = Store::new(Arc::new(ExporterMetrics::new()), Duration::from_secs(900));
+    let mut recorded = s.subscribe_recorded();
+    s.record_success(
+        "a",
+        QueryType::Traffic,
+        outcome(&["p1"]),
+        Duration::from_millis(5),
+    );
+    s.record_failure(
+        "a",
+        QueryType::Transcode,
+        "http_500".into(),
+        "HTTP 500".into(),
+        Duration::from_millis(5),
+    );
+    assert!(recorded.has_changed().unwrap());
+    assert_eq!(*recorded.borrow_and_update(), 2);
+    let counts = s.recorded_polls();
+    assert_eq!(counts.get(&("a".into(), QueryType::Traffic)), Some(&1));
+    assert_eq!(counts.get(&("a".into(), QueryType::Transcode)), Some(&1));
+    assert!(s.pairs().is_empty(), "nothing published yet");
+    assert!(text(&s).contains("package_id=\"p1\""));
+    assert_eq!(s.pairs().len(), 2);
+}

@@ -312,10 +312,11 @@ fn the_proxy_in_use_is_named_without_its_credentials() {
 
 #[tokio::test]
 async fn a_refused_proxy_is_named_in_the_error() {
-    // A port nothing listens on stands for a proxy that is down.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // A port nothing listens on stands for a proxy that is down: bound and never listening, so
+    // it refuses connections and no other process can take it meanwhile.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind(([127, 0, 0, 1], 0).into()).unwrap();
     let port = closed.local_addr().unwrap().port();
-    drop(closed);
     let proxy = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
         .proxy(reqwest::Proxy::https(&proxy).unwrap())

@@ -244,10 +244,7 @@ async fn metadata_and_sts_over_loopback_sockets() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(sim.clone().serve(listener, shutdown.clone()));
     // A port nothing listens on: the metadata service is down.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let (_closed, closed) = crate::support::refused_address();
     let accounts = format!(
         "[[accounts]]\nname = \"assumed\"\nendpoint = \"{base}\"\ncredentials = \"cvm_role\"\nmetadata_endpoint = \"{base}\"\n\
          role_arn = \"{ROLE_ARN}\"\nsts_endpoint = \"{base}\"\n\

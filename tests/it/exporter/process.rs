@@ -1,8 +1,7 @@
 //! The daemon as a process: --check-config, --once, signals (SIGTERM, SIGHUP).
 
 use super::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tencent-live-exporter");
+use crate::support::{BIN, Process};
 
 #[test]
 fn check_config_redacts_secrets_and_names_faults() {
@@ -62,42 +61,12 @@ fn once_in_demo_mode_prints_the_exposition_and_exits_zero() {
 
 #[test]
 fn sigterm_stops_the_daemon_gracefully_with_exit_code_zero() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .args(["--demo", "--log.level", "warn", "--web.listen-address"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait (bounded) until it serves.
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < PATIENCE,
-            "exporter did not start listening"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "exporter exited early");
-        std::thread::yield_now();
-    }
-    let (ok, out) = run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let mut daemon = Process::spawn(Command::new(BIN).arg("--demo"));
+    daemon.addrs();
+    let (ok, out) = run(Command::new("kill").args(["-TERM", &daemon.id().to_string()]));
     assert!(ok, "{out}");
-    let stopping = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(5),
-            "did not exit within 5 s of SIGTERM"
-        );
-        std::thread::yield_now();
-    };
-    assert_eq!(status.code(), Some(0));
+    let status = daemon.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{}", daemon.log());
 }
 
 /// Scrapes a running binary's /metrics with a bounded number of tries.
@@ -113,13 +82,18 @@ fn scrape_process(port: u16) -> Option<String> {
 }
 
 /// Waits (bounded by PATIENCE) until the daemon's /metrics satisfies `ok`.
-fn wait_for_metrics(port: u16, what: &str, ok: impl Fn(&str) -> bool) -> String {
+fn wait_for_metrics(daemon: &mut Process, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let port = daemon.port();
     let started = std::time::Instant::now();
     loop {
         if let Some(text) = scrape_process(port).filter(|t| ok(t)) {
             return text;
         }
-        assert!(started.elapsed() < PATIENCE, "timed out waiting for {what}");
+        assert!(
+            started.elapsed() < PATIENCE && daemon.try_wait().is_none(),
+            "timed out waiting for {what}; the exporter's stderr:\n{}",
+            daemon.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -130,31 +104,14 @@ fn sighup_reloads_the_file_and_a_bad_file_keeps_the_running_configuration() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("config.toml");
     std::fs::write(&file, "[poll]\npackage_types = [\"traffic\"]\n").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(BIN)
-        .args(["--demo", "--log.level", "warn", "--config.file"])
-        .arg(&file)
-        .arg("--web.listen-address")
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let guard = Kill(child);
-    let pid = guard.0.id().to_string();
+    let mut daemon = Process::spawn(
+        Command::new(BIN)
+            .args(["--demo", "--config.file"])
+            .arg(&file),
+    );
+    let pid = daemon.id().to_string();
 
-    wait_for_metrics(port, "the first traffic poll", |t| {
+    wait_for_metrics(&mut daemon, "the first traffic poll", |t| {
         t.contains(r#"tencent_live_up{account="demo",package_type="traffic"} 1"#)
     });
     std::fs::write(
@@ -163,7 +120,7 @@ fn sighup_reloads_the_file_and_a_bad_file_keeps_the_running_configuration() {
     )
     .unwrap();
     assert!(run(Command::new("kill").args(["-HUP", &pid])).0);
-    let text = wait_for_metrics(port, "co_anchoring after SIGHUP", |t| {
+    let text = wait_for_metrics(&mut daemon, "co_anchoring after SIGHUP", |t| {
         t.contains(r#"tencent_live_up{account="demo",package_type="co_anchoring"} 1"#)
     });
     assert!(
@@ -179,7 +136,7 @@ fn sighup_reloads_the_file_and_a_bad_file_keeps_the_running_configuration() {
     )
     .unwrap();
     assert!(run(Command::new("kill").args(["-HUP", &pid])).0);
-    wait_for_metrics(port, "the refused overflowing reload", |t| {
+    wait_for_metrics(&mut daemon, "the refused overflowing reload", |t| {
         t.contains("tencent_live_exporter_config_last_reload_successful 0")
             && t.contains(r#"tencent_live_up{account="demo",package_type="co_anchoring"} 1"#)
     });
@@ -189,33 +146,43 @@ fn sighup_reloads_the_file_and_a_bad_file_keeps_the_running_configuration() {
     )
     .unwrap();
     assert!(run(Command::new("kill").args(["-HUP", &pid])).0);
-    wait_for_metrics(port, "transcode after the next good SIGHUP", |t| {
+    wait_for_metrics(&mut daemon, "transcode after the next good SIGHUP", |t| {
         t.contains(r#"tencent_live_up{account="demo",package_type="transcode"} 1"#)
             && t.contains("tencent_live_exporter_config_last_reload_successful 1")
     });
 
     std::fs::write(&file, "[poll]\npage_size = 5000\n").unwrap();
     assert!(run(Command::new("kill").args(["-HUP", &pid])).0);
-    let text = wait_for_metrics(port, "the failed reload", |t| {
+    let text = wait_for_metrics(&mut daemon, "the failed reload", |t| {
         t.contains("tencent_live_exporter_config_last_reload_successful 0")
     });
     assert!(
         text.contains(r#"tencent_live_up{account="demo",package_type="co_anchoring"} 1"#),
         "running configuration kept"
     );
-    drop(guard);
+    drop(daemon);
 }
 
 #[test]
 fn once_stops_at_sigterm_without_waiting_for_its_poll() {
-    // An API endpoint that accepts connections and never answers: the poll would wait out its
-    // 10-minute timeout.
+    // Each signal against a process of its own, side by side: each spends its first second in
+    // the start hold before its poll goes out.
+    std::thread::scope(|scope| {
+        for signal in ["-TERM", "-INT"] {
+            scope.spawn(move || once_stops_at(signal));
+        }
+    });
+}
+
+/// `--once` against an API endpoint that accepts connections and never answers (the poll would
+/// wait out its 10-minute timeout), sent `signal` once its poll is in flight.
+fn once_stops_at(signal: &str) {
     let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = hang.local_addr().unwrap();
     hang.set_nonblocking(true).unwrap();
     let dir = std::env::temp_dir().join(format!("tle-once-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("config.toml");
+    let file = dir.join(format!("config{signal}.toml"));
     std::fs::write(
         &file,
         format!(
@@ -224,44 +191,42 @@ fn once_stops_at_sigterm_without_waiting_for_its_poll() {
         ),
     )
     .unwrap();
-    for signal in ["-TERM", "-INT"] {
-        let mut child = Command::new(BIN)
-            .args(["--once", "--log.level", "error", "--config.file"])
-            .arg(&file)
-            .env("NO_PROXY", "*")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Waits (bounded) until the poll is in flight.
-        let started = std::time::Instant::now();
-        let held = loop {
-            match hang.accept() {
-                Ok((conn, _)) => break conn,
-                Err(_) => {
-                    assert!(started.elapsed() < PATIENCE, "the poll never connected");
-                    assert!(child.try_wait().unwrap().is_none(), "exited early");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+    let mut child = Command::new(BIN)
+        .args(["--once", "--log.level", "error", "--config.file"])
+        .arg(&file)
+        .env("NO_PROXY", "*")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Waits (bounded) until the poll is in flight.
+    let started = std::time::Instant::now();
+    let held = loop {
+        match hang.accept() {
+            Ok((conn, _)) => break conn,
+            Err(_) => {
+                assert!(started.elapsed() < PATIENCE, "the poll never connected");
+                assert!(child.try_wait().unwrap().is_none(), "exited early");
+                std::thread::sleep(Duration::from_millis(10));
             }
-        };
-        assert!(run(Command::new("kill").args([signal, &child.id().to_string()])).0);
-        let stopping = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                stopping.elapsed() < Duration::from_secs(5),
-                "--once did not stop within 5 s of {signal}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        drop(held);
-        // Not every poll succeeded: exit 1, and the exposition so far (with up 0) is printed.
-        assert_eq!(status.code(), Some(1), "{signal}");
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-        assert!(out.contains("tencent_live_exporter_build_info"), "{out}");
-    }
+        }
+    };
+    assert!(run(Command::new("kill").args([signal, &child.id().to_string()])).0);
+    let stopping = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(5),
+            "--once did not stop within 5 s of {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(held);
+    // Not every poll succeeded: exit 1, and the exposition so far (with up 0) is printed.
+    assert_eq!(status.code(), Some(1), "{signal}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(out.contains("tencent_live_exporter_build_info"), "{out}");
 }

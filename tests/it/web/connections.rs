@@ -168,10 +168,19 @@ async fn a_client_that_does_not_read_is_cut_off_at_the_write_deadline() {
         o.write_timeout = write_timeout
     })
     .await;
+    // The server runs on this test's thread: its debug line says when it cuts a connection off.
+    let (logs, _guard) = crate::support::Logs::capture(tracing::Level::DEBUG);
     let requests = 200;
     let mut stalled = stalled_reader(server.addr, "/big", requests).await;
-    // Long enough for the deadline to pass while nothing is read.
-    tokio::time::sleep(write_timeout * 4).await;
+    // Nothing is read until the server has closed the connection (the deadline passed).
+    let waiting = Instant::now();
+    while !logs.text().contains("connection closed: error writing") {
+        assert!(
+            waiting.elapsed() < PATIENCE,
+            "the stalled connection was never cut off"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // Reading now gets what the kernel had buffered, then the close: far fewer answers than
     // were asked (without the deadline, all 200 would come once reading starts).
     let sent = read_until_closed(&mut stalled).await;
