@@ -2,7 +2,6 @@
 //! Live API simulator, over loopback sockets or in process under paused time; plus the shipped
 //! deploy files under promtool.
 
-mod alertmanager_e2e;
 mod credentials;
 mod deploy;
 mod docs;
@@ -10,11 +9,11 @@ mod exporter;
 mod faults;
 mod operator;
 mod poll;
-mod prometheus_e2e;
 mod reload;
 mod restarts;
 mod scaling;
 mod soak;
+mod stack_e2e;
 mod status_page;
 mod support;
 mod tidy;
