@@ -211,6 +211,18 @@ impl Api {
         serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
     }
 
+    /// POST `path`: the HTTP status and body.
+    pub(crate) async fn post(&self, path: &str) -> Result<(u16, String), String> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await.map_err(|e| e.to_string())?))
+    }
+
     /// The data of a successful answer; `Err` with Prometheus' error otherwise.
     pub(crate) async fn data(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
         let answer = self.get(path, params).await?;
@@ -249,6 +261,33 @@ impl Api {
         };
         Ok(data["result"].as_array().map_or(0, Vec::len))
     }
+}
+
+/// The scrape job of the mixin's configuration (`exporterSelector`, `job="..."`), read without
+/// generating the rules (a twentieth of the time), so that Prometheus can start with its
+/// scrape job while `jsonnet` generates them.
+pub(crate) fn configured_job() -> String {
+    let out = Command::new(tool("jsonnet"))
+        .arg("-J")
+        .arg(repo_path("deploy/mixin"))
+        .arg("-S")
+        .arg("-e")
+        .arg("(import 'config.libsonnet')._config.exporterSelector")
+        .output()
+        .expect("jsonnet runs");
+    assert!(
+        out.status.success(),
+        "jsonnet (deploy/mixin's exporterSelector): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let selector = String::from_utf8(out.stdout).expect("the selector is UTF-8");
+    selector
+        .trim()
+        .strip_prefix("job=\"")
+        .and_then(|s| s.strip_suffix('"'))
+        .filter(|job| !job.contains('"'))
+        .unwrap_or_else(|| panic!("exporterSelector is not job=\"...\": {selector}"))
+        .to_owned()
 }
 
 /// The one scrape job the rules select (`job="..."` in their expressions).
