@@ -34,7 +34,7 @@ impl Processes {
             .unwrap()
             .as_nanos();
         let dir =
-            std::env::temp_dir().join(format!("tle-stack-e2e-{}-{nanos}", std::process::id()));
+            std::env::temp_dir().join(format!("tle-alerting-e2e-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("scratch dir");
         Processes {
             dir,

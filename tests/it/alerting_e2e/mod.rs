@@ -341,7 +341,7 @@ async fn one_real_stack_evaluates_the_dashboard_and_rules_and_routes_the_demos_a
     );
     phases.mark("done", started);
     eprintln!(
-        "stack e2e: {phases}; {} dashboard queries, {} rules; alerts seen in Prometheus: {:?}; \
+        "alerting e2e: {phases}; {} dashboard queries, {} rules; alerts seen in Prometheus: {:?}; \
          received: {:?}",
         in_prometheus.query_count(),
         generated.count,
