@@ -42,7 +42,9 @@
 //!   frozen quota (at `ticket`): in particular not the traffic pool.
 //!
 //! One test asks all of it of one stack: the wait is real (Prometheus' discovery, two demo bills,
-//! a demo day of history), so a second stack would only double it on the machine's cores.
+//! a demo day of history), so a second stack would only double it on the machine's cores; and
+//! one test owns its processes outright (a stack shared by two tests would live in a static,
+//! which is never dropped: the binary's exit would leave its processes behind).
 //! Every process chooses its own port (`127.0.0.1:0`) and the test reads it from the process's
 //! log, so no other process can take it in between. Prometheus' configuration must name the
 //! exporter before the exporter is started (see below), so it names a relay that the test binds
@@ -52,11 +54,12 @@
 //! generates the rules (0.7 s on a quiet machine, up to 5 s on a loaded one), and Prometheus
 //! loads them (`/-/reload`) while it discovers its target; the exporter starts only once the
 //! rules are loaded and Prometheus has discovered its target (the scrape manager applies target
-//! sets on a 5 s ticker), so the first scrape follows within a second, before the first bill. External servers cannot be driven, so the test asks their APIs every
-//! [`ROUND`], bounded by [`DEADLINE`], asking Prometheus in full only once it has evaluated its
-//! rules again, and looks at once when the receiver gets a delivery. Alert states are recorded
-//! on every round, so a pending state seen once counts. The processes are killed by a guard,
-//! also on panic.
+//! sets on a 5 s ticker), so the first scrape follows within a second, before the first bill.
+//! External servers cannot be driven, so the test asks their APIs every [`ROUND`], bounded by
+//! [`DEADLINE`], asking Prometheus in full only once it has evaluated its rules again, and looks
+//! at once when the receiver gets a delivery. Alert states are recorded on every round, so a
+//! pending state seen once counts. The processes are killed by a guard, also on panic. The
+//! closing line gives the time of each phase since the start.
 
 mod alertmanager;
 mod processes;
