@@ -600,16 +600,40 @@ fn serving_address(line: &str) -> Option<std::net::SocketAddr> {
     let serving = line.contains(" serving address=")
         || line.contains(" msg=serving ")
         || line.contains(r#""message":"serving""#);
-    if !serving {
-        return None;
-    }
+    serving.then(|| address_in(line)).flatten()
+}
+
+/// The `address` field of a log line: `address=HOST:PORT` (quoted or not: logfmt, as Prometheus,
+/// Alertmanager and the exporter's text and logfmt formats write it) or `"address":"HOST:PORT"`
+/// (the exporter's json), else `None`.
+pub fn address_in(line: &str) -> Option<std::net::SocketAddr> {
     let (_, rest) = line
         .split_once(" address=")
-        .or_else(|| line.split_once(r#""address":""#))?;
+        .or_else(|| line.split_once(r#""address":"#))?;
+    let rest = rest.strip_prefix('"').unwrap_or(rest);
     let end = rest
         .find(|c: char| c.is_whitespace() || c == '"')
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
+}
+
+#[test]
+fn the_address_of_a_log_line_is_read_as_each_process_writes_it() {
+    let cases = [
+        (
+            r#"ts=2026-12-05T02:06:34.776Z caller=tls_config.go:232 level=info component=web msg="Listening on" address=127.0.0.1:45885"#,
+            Some("127.0.0.1:45885"),
+        ),
+        (
+            r#"msg="Listening on" address="[::1]:9093""#,
+            Some("[::1]:9093"),
+        ),
+        (r#"msg="Listening on" address=:9093"#, None),
+        ("no address here", None),
+    ];
+    for (line, want) in cases {
+        assert_eq!(address_in(line), want.map(|a| a.parse().unwrap()), "{line}");
+    }
 }
 
 #[test]

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::support::address_in;
+
 /// Bound on a child's start, up to the line that reports its address: Prometheus opens its
 /// storage, the exporter starts its demo simulator first, on a loaded machine.
 const START_PATIENCE: Duration = Duration::from_secs(30);
@@ -110,17 +112,6 @@ impl Drop for Processes {
     }
 }
 
-/// The `address=HOST:PORT` of a log line (logfmt, as Prometheus, Alertmanager and the
-/// exporter write it).
-fn address_in(line: &str) -> Option<SocketAddr> {
-    let (_, rest) = line.split_once(" address=")?;
-    rest.split_whitespace()
-        .next()?
-        .trim_matches('"')
-        .parse()
-        .ok()
-}
-
 /// A loopback listener held by the test for its whole run, whose connections are forwarded to
 /// an upstream set later (closed while there is none): a target address that Prometheus can be
 /// configured with before the process behind it has chosen its port.
@@ -159,28 +150,5 @@ impl Relay {
         self.upstream
             .set(to)
             .expect("the relay's upstream is set once");
-    }
-}
-
-#[test]
-fn the_address_of_a_log_line_is_read_as_each_process_writes_it() {
-    let cases = [
-        (
-            r#"ts=2026-12-05T02:06:34.776Z caller=tls_config.go:232 level=info component=web msg="Listening on" address=127.0.0.1:45885"#,
-            Some("127.0.0.1:45885"),
-        ),
-        (
-            "2026-12-05T02:06:54.292370Z  INFO tencent_live_exporter::app: serving address=127.0.0.1:34513 path=/metrics accounts=2 interval=5s",
-            Some("127.0.0.1:34513"),
-        ),
-        (
-            r#"msg="Listening on" address="[::1]:9093""#,
-            Some("[::1]:9093"),
-        ),
-        (r#"msg="Listening on" address=:9093"#, None),
-        ("no address here", None),
-    ];
-    for (line, want) in cases {
-        assert_eq!(address_in(line), want.map(|a| a.parse().unwrap()), "{line}");
     }
 }
