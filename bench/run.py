@@ -46,10 +46,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def spawn(args, env=None, stdout=subprocess.DEVNULL):
-    p = subprocess.Popen(args, env=env, stdout=stdout, stderr=subprocess.DEVNULL)
+def spawn(args, env=None, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+    p = subprocess.Popen(args, env=env, stdout=stdout, stderr=stderr)
     PROCS.append(p)
     return p
+
+
+def drain(stream):
+    for _ in stream:
+        pass
 
 
 def stop(p):
@@ -75,9 +80,21 @@ def start_exporter(sim_addr, accounts, interval="1h", types=("traffic",), rps=20
         f.write("package_types = [" + ", ".join(f'"{t}"' for t in types) + "]\n")
         for a in range(accounts):
             f.write(f'[[accounts]]\nname = "a{a}"\nsecret_id = "AKIDbench{a}"\nsecret_key = "bench-key-{a}"\nendpoint = "http://{sim_addr}"\n')
-    port = free_port()
     started = time.monotonic()
-    p = spawn([BIN, "--config.file", cfg, "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "error"])
+    # Port 0, read from the serving line: a port picked here and dropped could be taken by
+    # another process before the exporter binds it. Polls that change nothing log at debug, so
+    # info adds no line per poll; the rest of stderr is drained.
+    p = spawn([BIN, "--config.file", cfg, "--web.listen-address", "127.0.0.1:0", "--log.level", "info"],
+              stderr=subprocess.PIPE)
+    port = None
+    for line in p.stderr:
+        m = re.search(rb"serving address=127\.0\.0\.1:(\d+)", line)
+        if m:
+            port = int(m.group(1))
+            break
+    if port is None:
+        raise SystemExit(f"the exporter exited before serving ({p.wait()})")
+    threading.Thread(target=drain, args=(p.stderr,), daemon=True).start()
     return p, port, started
 
 

@@ -275,13 +275,13 @@ impl Exporter {
             Ok(config) => {
                 self.apply(config).await;
                 self.metrics.reload_result(true);
-                self.store.publish_and_wait().await;
+                self.store.publish_and_wait_bounded().await;
                 tracing::info!("configuration reloaded");
                 Ok(())
             }
             Err(e) => {
                 self.metrics.reload_result(false);
-                self.store.publish_and_wait().await;
+                self.store.publish_and_wait_bounded().await;
                 let reason = format!("{e:#}");
                 tracing::error!("reload failed, keeping the running configuration: {reason}");
                 Err(reason)
@@ -341,7 +341,8 @@ impl Exporter {
             Ok(result) => result,
             Err(e) => {
                 self.metrics.reload_result(false);
-                self.store.publish();
+                // Shown before the answer, as a reload's own result is (load_and_apply).
+                self.store.publish_and_wait_bounded().await;
                 let reason = format!("the reload task failed: {e}");
                 tracing::error!("{reason}");
                 Err(reason)

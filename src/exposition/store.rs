@@ -8,7 +8,8 @@
 //! states it was made from. Publishes coalesce: however many polls end in a burst, at most one
 //! per [`PUBLISH_PERIOD`], and always one after the last change. A caller that waits for a
 //! publish ([`Store::publish_and_wait`]: a reload, `--once`, a test's wait for polls) publishes
-//! at once.
+//! at once; one a client can repeat (a reload) at most [`ASKED_PUBLISH_BURST`] in a row, then
+//! one per [`PUBLISH_PERIOD`].
 //!
 //! `/metrics` and the status page only read the published snapshot ([`Store::exposition`],
 //! [`Store::pairs`]): a lock-free load of an `Arc`, so they never wait on an encoding, never see
@@ -34,6 +35,12 @@ use crate::telemetry::ExporterMetrics;
 /// The shortest time between two publishes: polls that end within it share one assembly and
 /// one gzip of the exposition.
 pub const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
+
+/// Publishes a client can ask for ([`Store::publish_and_wait_bounded`]: `POST /-/reload`,
+/// SIGHUP) run at once up to this many in a row, then one per [`PUBLISH_PERIOD`]: each is a
+/// whole assembly and gzip (about 10 ms at 10,000 packages), so back-to-back reloads would
+/// otherwise keep a core busy.
+pub const ASKED_PUBLISH_BURST: u32 = 4;
 
 /// While no poll ends, the publisher publishes again this long after its last publish, to gather
 /// the exporter's own metrics anew: the `process_*` families (CPU, memory, file descriptors) move
@@ -185,6 +192,9 @@ pub struct Store {
     recorded: watch::Sender<u64>,
     /// Counts publishes, so the staleness sweeper re-plans after any change.
     publishes: watch::Sender<u64>,
+    /// When the next asked-for publish would run with no burst left (the theoretical arrival
+    /// time of a cell rate limiter): see [`Store::publish_and_wait_bounded`].
+    asked_at: Mutex<Instant>,
     /// Tests: a publish waits here after its snapshot, to be caught in progress.
     #[cfg(test)]
     hold: Mutex<Option<Hold>>,
@@ -227,6 +237,7 @@ impl Store {
             polls_done: watch::Sender::new(0),
             recorded: watch::Sender::new(0),
             publishes: watch::Sender::new(0),
+            asked_at: Mutex::new(Instant::now()),
             #[cfg(test)]
             hold: Mutex::new(None),
         };
@@ -399,6 +410,24 @@ impl Store {
         let store = self.clone();
         // An error is a runtime shutting down: there is no one left to read the exposition.
         let _ = tokio::task::spawn_blocking(move || store.publish_now(Instant::now())).await;
+    }
+
+    /// [`Store::publish_and_wait`] for a caller a client can repeat at will (a reload: `POST
+    /// /-/reload`, SIGHUP): at once for the first [`ASKED_PUBLISH_BURST`] in a row, then one per
+    /// [`PUBLISH_PERIOD`], so a client cannot make the exporter publish more often than that.
+    // Proven: lock acquisition: a lock is poisoned only by a panic while held, and no critical section in this crate can panic (these lints).
+    #[allow(clippy::expect_used)]
+    pub async fn publish_and_wait_bounded(self: &Arc<Self>) {
+        let at = {
+            let mut next = self.asked_at.lock().expect("asked lock");
+            let now = Instant::now();
+            let due = (*next).max(now);
+            let tolerance = PUBLISH_PERIOD * ASKED_PUBLISH_BURST.saturating_sub(1);
+            *next = due + PUBLISH_PERIOD;
+            due.checked_sub(tolerance).map_or(now, |at| at.max(now))
+        };
+        tokio::time::sleep_until(at).await;
+        self.publish_and_wait().await;
     }
 
     /// Publishes now, on the calling thread: drops the package series of pairs that turned

@@ -518,3 +518,44 @@ async fn polls_count_as_recorded_before_they_are_published() {
     assert!(text(&s).contains("package_id=\"p1\""));
     assert_eq!(s.pairs().len(), 2);
 }
+
+/// A client that asks for reloads back to back gets the first few published at once, then one
+/// per period: each is a whole assembly and gzip, which it must not be able to run in a loop.
+#[tokio::test(start_paused = true)]
+async fn publishes_a_client_asks_for_run_at_once_in_a_burst_then_one_per_period() {
+    let s = Arc::new(Store::new(
+        Arc::new(ExporterMetrics::new()),
+        Duration::from_secs(900),
+    ));
+    let publishes = s.subscribe_published();
+    let before = *publishes.borrow();
+    let started = Instant::now();
+    for n in 1..=ASKED_PUBLISH_BURST {
+        s.publish_and_wait_bounded().await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "ask {n} of the burst waited"
+        );
+    }
+    for n in 1..=3u32 {
+        s.publish_and_wait_bounded().await;
+        assert_eq!(
+            started.elapsed(),
+            PUBLISH_PERIOD * n,
+            "ask {n} after the burst"
+        );
+    }
+    assert_eq!(
+        *publishes.borrow() - before,
+        u64::from(ASKED_PUBLISH_BURST) + 3,
+        "every ask publishes"
+    );
+    // A quiet while gives the burst back.
+    tokio::time::advance(PUBLISH_PERIOD * (ASKED_PUBLISH_BURST + 3)).await;
+    let quiet = Instant::now();
+    for _ in 0..ASKED_PUBLISH_BURST {
+        s.publish_and_wait_bounded().await;
+    }
+    assert_eq!(quiet.elapsed(), Duration::ZERO);
+}

@@ -152,8 +152,15 @@ impl Checks {
             .iter()
             .find(|r| r.alertname == "TencentLiveRunwayLow")
         {
+            // Which side is broken: the inhibition, or the rule of the critical twin that
+            // should have inhibited it.
+            let why = if self.critical_received_at.is_some() || received.iter().any(is_critical) {
+                "its critical twin had arrived: the inhibition did not hold"
+            } else {
+                "its critical twin TencentLiveRunwayCritical had not arrived: did its rule fire?"
+            };
             panic!(
-                "the inhibited warning arrived: {twin:?}\n--- alertmanager log ---\n{}",
+                "the inhibited warning arrived ({why}): {twin:?}\n--- alertmanager log ---\n{}",
                 alertmanager_log()
             );
         }
