@@ -208,22 +208,37 @@ http {{ access_log off; open_file_cache max=16; sendfile on; tcp_nopush on; keep
     raise SystemExit("nginx did not start")
 
 
+def second_poll(port, sim_addr, pairs, calls_per_poll):
+    """The metrics once every pair's second poll is published: a new process holds its first
+    Live API call one window (1 s) in case the process it replaces spent this second's budget
+    (README, "Restarts"), so the first poll's duration includes that hold and is no measure of
+    a poll cycle."""
+    wait_polls(port, pairs)
+    deadline = time.monotonic() + 120
+    while len(sim_log(sim_addr)) < 2 * calls_per_poll:
+        if time.monotonic() > deadline:
+            raise SystemExit("the second poll did not happen in time")
+        time.sleep(0.05)
+    time.sleep(1.5)  # the store publishes at most once a second
+    return metrics(port)
+
+
 def poll_cycles():
-    print("poll cycle at 20 requests/second", flush=True)
+    print("poll cycle at 20 requests/second (the second poll: the first holds its first call 1 s)", flush=True)
     for pages in (1, 10, 100):
         sim, addr = start_sim(1, pages * 100)
-        exp, port, _ = start_exporter(addr, 1)
-        m = wait_polls(port, 1)
+        exp, port, _ = start_exporter(addr, 1, interval="8s")
+        m = second_poll(port, addr, 1, pages)
         took = m['tencent_live_exporter_poll_duration_seconds{account="a0",package_type="traffic"}']
         log = sim_log(addr)
         limited = sum(1 for l in log if l[2] != "ok")
         target = 1.05 * (pages - 1) / 20 + 0.05
-        row(f"poll cycle, {pages} page(s) of 100", f"{took * 1000:.0f} ms, {len(log)} calls, {limited} refused", f"<= {target * 1000:.0f} ms, 0 refused", took <= target and limited == 0)
+        row(f"poll cycle, {pages} page(s) of 100", f"{took * 1000:.0f} ms, {len(log) // 2} calls, {limited} refused", f"<= {target * 1000:.0f} ms, 0 refused", took <= target and limited == 0)
         stop(exp)
         stop(sim)
     sim, addr = start_sim(4, 10_000)
-    exp, port, _ = start_exporter(addr, 4)
-    m = wait_polls(port, 4)
+    exp, port, _ = start_exporter(addr, 4, interval="30s")
+    m = second_poll(port, addr, 4, 400)
     worst = max(v for k, v in m.items() if k.startswith("tencent_live_exporter_poll_duration_seconds"))
     limited = sum(1 for l in sim_log(addr) if l[2] != "ok")
     target = 1.05 * 99 / 20 + 0.05
