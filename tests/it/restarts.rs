@@ -84,6 +84,38 @@ fn start(config: &Config, sim: &Simulator, loader: ConfigLoader) -> Arc<Exporter
     )
 }
 
+/// A scratch directory and its `config.toml`: the web layer on port 0, [`POLL`], and account `a`
+/// with [`ID`]'s keys inline.
+fn one_account_config() -> (PathBuf, PathBuf) {
+    let dir = temp_dir();
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[web]\nlisten_address = \"127.0.0.1:0\"\n{POLL}{}",
+            inline("a", ID, KEY, "")
+        ),
+    )
+    .unwrap();
+    (dir, path)
+}
+
+/// `daemon` served on its configuration's listeners by `app::run` in a task, as `main` runs it;
+/// a send on the returned channel is its shutdown.
+async fn run_in_task(
+    daemon: Daemon,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let listeners = app::bind(&daemon.config).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app::run(listeners, daemon, async move {
+        let _ = stopped.await;
+    }));
+    (stop, running)
+}
+
 /// Every SecretId's arrivals: at most the limit in any second, and none refused.
 fn assert_within_limit(sim: &Simulator) {
     let log = sim.requests();
@@ -269,32 +301,18 @@ async fn reloads_mid_poll_that_group_swap_or_remove_keep_each_keys_history() {
 #[tokio::test(start_paused = true)]
 async fn restarts_mid_poll_never_let_two_processes_share_a_second() {
     let sim = sim(40, &[(ID, KEY)]);
-    let dir = temp_dir();
-    let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[web]\nlisten_address = \"127.0.0.1:0\"\n{POLL}{}",
-            inline("a", ID, KEY, "")
-        ),
-    )
-    .unwrap();
+    let (dir, path) = one_account_config();
     let load = loader(&path, BTreeMap::new());
     for _ in 0..3 {
-        let config = load().unwrap();
-        let listeners = app::bind(&config).await.unwrap();
-        let daemon = Daemon {
-            config,
+        let (stop, running) = run_in_task(Daemon {
+            config: load().unwrap(),
             loader: Some(load.clone()),
             web: Default::default(),
             reloads: None,
             handover: true,
             transport: Some(Transport::service(sim.router())),
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(app::run(listeners, daemon, async move {
-            let _ = stopped.await;
-        }));
+        })
+        .await;
         // Mid-poll: at least 25 more pages arrived (of 40), then SIGTERM.
         let before = sim.requests().len();
         let waited = tokio::time::Instant::now();
@@ -318,16 +336,7 @@ async fn restarts_mid_poll_never_let_two_processes_share_a_second() {
 #[tokio::test(start_paused = true)]
 async fn a_reload_requested_during_the_start_runs_once_serving() {
     let sim = sim(1, &[(ID, KEY)]);
-    let dir = temp_dir();
-    let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[web]\nlisten_address = \"127.0.0.1:0\"\n{POLL}{}",
-            inline("a", ID, KEY, "")
-        ),
-    )
-    .unwrap();
+    let (dir, path) = one_account_config();
     let reads = Arc::new(AtomicU32::new(0));
     let inner = loader(&path, BTreeMap::new());
     let counted: ConfigLoader = {
@@ -343,22 +352,15 @@ async fn a_reload_requested_during_the_start_runs_once_serving() {
     for _ in 0..3 {
         requests.send_modify(|n| *n += 1);
     }
-    let daemon = Daemon {
-        config: config.clone(),
+    let (stop, running) = run_in_task(Daemon {
+        config,
         loader: Some(counted),
         web: Default::default(),
         reloads: Some(reloads),
         handover: false,
         transport: Some(Transport::service(sim.router())),
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app::run(
-        app::bind(&config).await.unwrap(),
-        daemon,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    })
+    .await;
     let waited = tokio::time::Instant::now();
     while reads.load(Ordering::SeqCst) < 2 {
         assert!(
