@@ -10,10 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-with_deb=1
-[[ ${1:-} == --no-deb ]] && with_deb=
-name=tencent-live-exporter
-version=$(sed -nE '0,/^version = "([^"]+)"/s//\1/p' Cargo.toml)
+# shellcheck source=deploy/release/common.sh
+source deploy/release/common.sh "$@"
 case "$(uname -m)" in
   x86_64) arch=amd64 ;;
   aarch64 | arm64) arch=arm64 ;;
@@ -21,9 +19,6 @@ case "$(uname -m)" in
   i?86) arch=386 ;;
   *) arch=$(uname -m) ;;
 esac
-target=$(cargo metadata --no-deps --locked --format-version 1 |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-dist=$target/dist
 stage=$name-$version.linux-$arch
 
 echo "==> cargo build --release --locked ($name $version, linux-$arch)"

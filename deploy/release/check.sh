@@ -10,13 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-with_deb=1
-[[ ${1:-} == --no-deb ]] && with_deb=
-name=tencent-live-exporter
-version=$(sed -nE '0,/^version = "([^"]+)"/s//\1/p' Cargo.toml)
-target=$(cargo metadata --no-deps --locked --format-version 1 |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-dist=$target/dist
+# shellcheck source=deploy/release/common.sh
+source deploy/release/common.sh "$@"
 scratch=$(mktemp -d)
 demo_pid=
 cleanup() {
