@@ -45,14 +45,7 @@ fn sim(pages: usize, keys: &[(&str, &str)]) -> Simulator {
 }
 
 fn temp_dir() -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "tle-it-restarts-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::support::temp_dir("restarts")
 }
 
 /// An account of `id` with its keys inline.

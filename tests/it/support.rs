@@ -63,6 +63,19 @@ pub fn config_toml(accounts: &[Account], endpoint: &str, poll: &str) -> String {
     s
 }
 
+/// A new, empty scratch directory under the system's temp dir, named by `tag`, the process and a
+/// counter, so tests running side by side never share one.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tle-it-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn temp_config_path() -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!("tle-it-{}", std::process::id()));
